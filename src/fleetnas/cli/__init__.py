@@ -1,0 +1,1 @@
+"""Typer commands: parse arguments, call the library, render. No logic of their own."""

@@ -1,0 +1,64 @@
+"""The ``fleetnas`` console script: assembles the command groups and turns user mistakes
+(:class:`~fleetnas.errors.FleetnasError`) into one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from fleetnas import __version__
+from fleetnas.cli import data as data_cmd
+from fleetnas.cli import devices as devices_cmd
+from fleetnas.cli import spaces as spaces_cmd
+from fleetnas.cli.common import err_console
+from fleetnas.errors import FleetnasError
+
+app = typer.Typer(
+    name="fleetnas",
+    help="The best DNN design for every device of a diverse edge fleet.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data_cmd.app, name="data")
+app.add_typer(spaces_cmd.app, name="spaces")
+app.add_typer(devices_cmd.app, name="devices")
+
+
+@app.command()
+def version() -> None:
+    """Print the fleetnas version."""
+    typer.echo(__version__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app; FleetnasError -> one line on stderr, exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except FleetnasError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except typer.Abort:
+        err_console.print("aborted")
+        return 130
+    except KeyboardInterrupt:
+        err_console.print("interrupted; nothing half-written was kept")
+        return 130
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except Exception as exc:  # click usage errors arrive as ClickException
+        import click
+
+        if isinstance(exc, click.exceptions.UsageError):
+            exc.show()
+            return 2
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

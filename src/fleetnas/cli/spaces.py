@@ -1,0 +1,63 @@
+"""``fleetnas spaces list|sample|show``."""
+
+from __future__ import annotations
+
+import typer
+
+from fleetnas.cli.common import JsonOption, emit, print_json, print_table
+from fleetnas.spaces import get_space, space_names
+
+app = typer.Typer(help="Design spaces: list them, sample designs, show one design.")
+
+
+@app.command("list")
+def list_spaces(as_json: bool = JsonOption) -> None:
+    """List the built-in design spaces."""
+    rows = []
+    for name in space_names():
+        space = get_space(name)
+        rows.append({"space": name, "decisions": space.n_decisions, "size": f"{space.size:.4g}"})
+    emit(rows, as_json, title="design spaces")
+
+
+@app.command()
+def sample(
+    space: str = typer.Argument(..., help="Space name or path to a YAML space."),
+    n: int = typer.Option(5, "-n", min=1, help="How many designs."),
+    seed: int = typer.Option(0, help="Random seed."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Sample random designs and print their native strings with FLOPs and parameters."""
+    sp = get_space(space)
+    archs = sp.sample(n, seed)
+    flops, params = sp.flops(archs), sp.params(archs)
+    rows = [
+        {"architecture": s, "mflops": f / 1e6, "mparams": p / 1e6}
+        for s, f, p in zip(sp.format_many(archs), flops, params, strict=True)
+    ]
+    emit(rows, as_json, title=f"{n} designs from {sp.name}")
+
+
+@app.command()
+def show(
+    space: str = typer.Argument(..., help="Space name or path to a YAML space."),
+    architecture: str = typer.Argument(..., help="The design in the space's native string form."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Show one design: its decisions, canonical form, FLOPs, parameters and layers."""
+    sp = get_space(space)
+    arch = sp.canonicalize(sp.parse(architecture)[None, :])[0]
+    info = {
+        "space": sp.name,
+        "architecture": sp.format(arch),
+        "hash": sp.arch_hash(arch),
+        "choices": {d.name: d.choices[int(i)] for d, i in zip(sp.decisions, arch, strict=True)},
+        "mflops": float(sp.flops(arch[None, :])[0]) / 1e6,
+        "mparams": float(sp.params(arch[None, :])[0]) / 1e6,
+        "layers": len(sp.layers(arch)),
+    }
+    if as_json:
+        print_json(info)
+        return
+    print_table([{"key": k, "value": v} for k, v in info.items() if k != "choices"])
+    print_table([{"decision": k, "choice": v} for k, v in info["choices"].items()])

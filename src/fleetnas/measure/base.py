@@ -1,0 +1,166 @@
+"""The Measurer protocol: how a number is obtained, and what it cost.
+
+A measurer is bound to one device. ``measure(space, archs, metrics)`` returns one value per
+architecture and metric, writes every value to the store (when it has one) inside one run, and
+counts its cost: the number of real measurements it took and the device seconds they used.
+Values already in the store for that device are reused and cost nothing (``reuse=True``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fleetnas.registry import Registry
+
+if TYPE_CHECKING:
+    from fleetnas.devices import Device
+    from fleetnas.spaces import SearchSpace
+    from fleetnas.store import Store
+
+
+@dataclass
+class MeasurementCost:
+    """What measuring cost on the device: counted, never estimated."""
+
+    measurements: int = 0
+    device_seconds: float = 0.0
+    reused: int = 0
+
+    def add(self, other: MeasurementCost) -> None:
+        self.measurements += other.measurements
+        self.device_seconds += other.device_seconds
+        self.reused += other.reused
+
+
+@dataclass
+class MeasureResult:
+    """Values per metric (each an ``n`` float array aligned with the requested ``archs``),
+    with per-value spread statistics where the measurer has them (``stats[metric][name]``,
+    e.g. ``p90``, ``iqr``, ``min``; ``n`` holds the repeat counts), and the call's cost."""
+
+    archs: np.ndarray
+    values: dict[str, np.ndarray]
+    units: dict[str, str]
+    cost: MeasurementCost = field(default_factory=MeasurementCost)
+    is_estimate: dict[str, bool] = field(default_factory=dict)
+    stats: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    run_id: int | None = None
+
+    def __getitem__(self, metric: str) -> np.ndarray:
+        return self.values[metric]
+
+
+class Measurer(ABC):
+    """Measures designs on one device. Subclasses implement :meth:`_measure`."""
+
+    #: Method name written with every measurement (e.g. ``"onnxruntime"``, ``"sim:analytic"``).
+    method: str = ""
+    #: Metrics this measurer can produce.
+    metrics: tuple[str, ...] = ("latency",)
+
+    def __init__(self, device: Device, store: Store | None = None, reuse: bool = True) -> None:
+        self.device = device
+        self.store = store
+        self.reuse = reuse
+        self.total_cost = MeasurementCost()
+
+    @abstractmethod
+    def _measure(
+        self, space: SearchSpace, archs: np.ndarray, metrics: Sequence[str]
+    ) -> MeasureResult:
+        """Measure every row of ``archs`` (``n x D``) for ``metrics``; no store access here."""
+
+    #: Statistic under which the main value is stored and looked up.
+    statistic: str = "median"
+    #: Whether values come from a real clock or meter (False) or a model (True), per metric.
+    estimated_metrics: frozenset[str] = frozenset()
+
+    def measure(
+        self, space: SearchSpace, archs: np.ndarray, metrics: Sequence[str] = ("latency",)
+    ) -> MeasureResult:
+        """Measure ``archs`` (``n x D``), reusing values the store already holds for this
+        device, write the new values in one run, and add the cost to :attr:`total_cost`."""
+        from fleetnas.errors import InputError
+
+        archs = space.check(archs)
+        metrics = tuple(metrics)
+        missing = [m for m in metrics if m not in self.metrics]
+        if missing:
+            raise InputError(
+                f"measurer {self.method!r} on {self.device.name!r} cannot measure "
+                f"{', '.join(missing)}; it offers {', '.join(self.metrics)}"
+            )
+        n = len(archs)
+        values = {m: np.full(n, np.nan) for m in metrics}
+        reused = np.zeros(n, dtype=bool)
+        if self.reuse and self.store is not None and n:
+            known = [self._stored(space, archs, m) for m in metrics]
+            for m, v in zip(metrics, known, strict=True):
+                values[m] = v
+            reused = np.all([np.isfinite(v) for v in known], axis=0)
+        todo = np.flatnonzero(~reused)
+        result = MeasureResult(archs=archs, values=values, units={}, stats={})
+        result.cost.reused = int(reused.sum())
+        if len(todo):
+            fresh = self._measure(space, archs[todo], metrics)
+            for m in metrics:
+                values[m][todo] = fresh.values[m]
+                for stat, arr in fresh.stats.get(m, {}).items():
+                    full = result.stats.setdefault(m, {}).setdefault(stat, np.full(n, np.nan))
+                    full[todo] = arr
+            result.units = dict(fresh.units)
+            result.is_estimate = dict(fresh.is_estimate)
+            result.cost.measurements = fresh.cost.measurements
+            result.cost.device_seconds = fresh.cost.device_seconds
+            if self.store is not None and self.writes_to_store:
+                result.run_id = self._write(space, archs[todo], fresh)
+        self.total_cost.add(result.cost)
+        return result
+
+    #: Whether new values are written to the store (a replayed table is not re-written).
+    writes_to_store: bool = True
+
+    def _stored(self, space: SearchSpace, archs: np.ndarray, metric: str) -> np.ndarray:
+        """Stored values of ``metric`` for ``archs`` on this device (NaN where none)."""
+        found, vals = self.store.get_measurements(
+            space, self.device.name, metric, statistic=self.statistic, archs=archs
+        )
+        lookup = {row.tobytes(): v for row, v in zip(found, vals, strict=True)}
+        return np.array([lookup.get(row.tobytes(), np.nan) for row in archs], dtype=float)
+
+    def _write(self, space: SearchSpace, archs: np.ndarray, fresh: MeasureResult) -> int:
+        from fleetnas.store import MeasurementBatch
+
+        with self.store.run("measure", self.info()) as run:
+            run.add_device(self.device)
+            for metric, vals in fresh.values.items():
+                est = fresh.is_estimate.get(metric, metric in self.estimated_metrics)
+                extra = {k: v for k, v in fresh.stats.get(metric, {}).items() if k != "n"}
+                for stat, arr in {self.statistic: vals, **extra}.items():
+                    run.add_measurements(
+                        MeasurementBatch(
+                            space=space,
+                            archs=archs,
+                            device=self.device.name,
+                            metric=metric,
+                            values=arr,
+                            unit=fresh.units.get(metric, ""),
+                            statistic=stat,
+                            n=fresh.stats.get(metric, {}).get("n", 1),
+                            method=self.method,
+                            is_estimate=est,
+                        )
+                    )
+            return run.info.id
+
+    def info(self) -> dict[str, Any]:
+        """Run metadata recorded with the measurements (settings, versions, host)."""
+        return {"method": self.method, "device": self.device.name}
+
+
+MEASURERS: Registry[Measurer] = Registry("measurer")
