@@ -8,7 +8,6 @@ import sys
 import typer
 
 from fleetnas import __version__
-from fleetnas.cli import data as data_cmd
 from fleetnas.cli import devices as devices_cmd
 from fleetnas.cli import spaces as spaces_cmd
 from fleetnas.cli.common import err_console
@@ -21,7 +20,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(data_cmd.app, name="data")
 app.add_typer(spaces_cmd.app, name="spaces")
 app.add_typer(devices_cmd.app, name="devices")
 
