@@ -1,7 +1,21 @@
-"""How a number is obtained: measurers bound to one device, and energy meters."""
+"""How a number is obtained: measurers bound to one device, and energy meters.
+
+``get_measurer("onnxruntime:threads=1,batch=8")``, ``get_measurer("table:pixel3", store)``,
+``get_measurer("agent:http://127.0.0.1:8765", store, token=...)`` build measurers from spec strings.
+"""
 
 from __future__ import annotations
 
 from fleetnas.measure.base import MEASURERS, MeasurementCost, Measurer, MeasureResult
+from fleetnas.measure.spec import get_measurer, measurer_kinds, parse_options, split_spec
 
-__all__ = ["MEASURERS", "MeasureResult", "MeasurementCost", "Measurer"]
+__all__ = [
+    "MEASURERS",
+    "MeasureResult",
+    "MeasurementCost",
+    "Measurer",
+    "get_measurer",
+    "measurer_kinds",
+    "parse_options",
+    "split_spec",
+]

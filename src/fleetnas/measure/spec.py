@@ -1,0 +1,72 @@
+"""Measurer spec strings and the factory ``get_measurer``.
+
+A spec is ``KIND`` or ``KIND:ARG``: ``table:DEVICE``, ``onnxruntime:threads=1,batch=1``,
+``torch:threads=2``, ``agent:http://host:port``, ``sim:...``. ``KIND`` names a factory registered
+in :data:`~fleetnas.measure.base.MEASURERS` with the signature::
+
+    factory(arg: str, store: Store | None = None, device: Device | None = None, **options)
+        -> Measurer
+
+``arg`` is everything after the first colon ("" when absent); ``device`` is the device to bind
+when the caller already has its record; ``options`` are measurer-specific keywords (e.g.
+``token`` for ``agent``, ``repeats`` for local runtimes). Kinds implemented in higher packages
+register themselves when their module is imported; :data:`PLUGINS` names those modules so that
+``get_measurer("sim:...")`` works without importing them first.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from fleetnas.errors import InputError
+from fleetnas.measure.base import MEASURERS, Measurer
+
+if TYPE_CHECKING:
+    from fleetnas.devices import Device
+    from fleetnas.store import Store
+
+#: Modules that register measurer kinds when imported (kind -> module).
+PLUGINS: dict[str, str] = {
+    "table": "fleetnas.measure.table",
+    "onnxruntime": "fleetnas.measure.local",
+    "torch": "fleetnas.measure.local",
+    "agent": "fleetnas.measure.remote",
+    "sim": "fleetnas.sim",
+}
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """``"kind:arg"`` -> ``("kind", "arg")``; the argument may itself contain colons."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise InputError(
+            f"measurer spec must be a non-empty string like 'onnxruntime:threads=1', got {spec!r}"
+        )
+    kind, _, arg = spec.strip().partition(":")
+    return kind.strip(), arg.strip()
+
+
+def parse_options(arg: str, what: str) -> dict[str, str]:
+    """``"a=1,b=x"`` -> ``{"a": "1", "b": "x"}``; :class:`InputError` naming ``what``."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in arg.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise InputError(f"{what}: expected key=value pairs separated by commas, got {part!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def get_measurer(
+    spec: str, store: Store | None = None, device: Device | None = None, **options: Any
+) -> Measurer:
+    """The measurer described by ``spec`` (see the module docstring), bound to its device."""
+    kind, arg = split_spec(spec)
+    if kind not in MEASURERS and kind in PLUGINS:
+        importlib.import_module(PLUGINS[kind])
+    return MEASURERS.create(kind, arg=arg, store=store, device=device, **options)
+
+
+def measurer_kinds() -> list[str]:
+    """Every measurer kind that :func:`get_measurer` accepts."""
+    return sorted(set(MEASURERS.names()) | set(PLUGINS))
