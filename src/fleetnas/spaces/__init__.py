@@ -6,11 +6,10 @@ user-defined space (see :mod:`fleetnas.spaces.yaml_space`).
 
 from __future__ import annotations
 
-from fleetnas.registry import Registry
+from fleetnas.spaces._registry import SPACES
 from fleetnas.spaces.base import Decision, SearchSpace
 from fleetnas.spaces.layers import LAYER_KINDS, Layer
 
-SPACES: Registry[SearchSpace] = Registry("space")
 _cache: dict[str, SearchSpace] = {}
 
 

@@ -13,6 +13,8 @@ class Layer:
     """One operator of a network, with shapes in (channels, height, width) and batch size 1.
 
     ``kind`` is one of :data:`LAYER_KINDS`. ``groups`` equals ``in_ch`` for depthwise convolution.
+    ``bias`` says whether the operator carries a bias vector (counted in :attr:`params`); ``None``
+    takes the kind's default: convolutions without, fully connected layers with.
     """
 
     kind: str
@@ -23,6 +25,7 @@ class Layer:
     kernel: int = 1
     stride: int = 1
     groups: int = 1
+    bias: bool | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in LAYER_KINDS:
@@ -41,11 +44,17 @@ class Layer:
         return out_elems
 
     @property
+    def has_bias(self) -> bool:
+        return self.kind == "fc" if self.bias is None else self.bias
+
+    @property
     def params(self) -> int:
+        """Weights plus bias of a convolution or fully connected layer; 0 for other kinds."""
+        bias = self.out_ch if self.has_bias else 0
         if self.kind in ("conv", "dwconv", "pwconv"):
-            return self.out_ch * (self.in_ch // self.groups) * self.kernel * self.kernel
+            return self.out_ch * (self.in_ch // self.groups) * self.kernel * self.kernel + bias
         if self.kind == "fc":
-            return self.in_ch * self.out_ch + self.out_ch
+            return self.in_ch * self.out_ch + bias
         return 0
 
     @property
