@@ -113,6 +113,8 @@ def test_to_torch_matches_layers_params_and_exports_to_onnx(space: SearchSpace, 
     assert macs == sum(lay.macs for lay in layers if lay.kind in (*CONV_KINDS, "fc"))
     assert n_convs == sum(lay.kind in CONV_KINDS for lay in layers)
 
+    if seed:
+        return  # one ONNX export per space keeps the suite fast
     buf = io.BytesIO()
     torch.onnx.export(model, (x,), buf, dynamo=False, input_names=["x"])
     sess = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
