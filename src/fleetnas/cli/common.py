@@ -59,7 +59,7 @@ def print_table(
     cols = list(columns) if columns is not None else (list(rows[0]) if rows else [])
     table = Table(title=title, show_lines=False)
     for c in cols:
-        table.add_column(c)
+        table.add_column(c, overflow="fold")
     for r in rows:
         table.add_row(*[_cell(r.get(c)) for c in cols])
     console.print(table)

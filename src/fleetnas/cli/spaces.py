@@ -54,8 +54,9 @@ def show(
         "choices": {d.name: d.choices[int(i)] for d, i in zip(sp.decisions, arch, strict=True)},
         "mflops": float(sp.flops(arch[None, :])[0]) / 1e6,
         "mparams": float(sp.params(arch[None, :])[0]) / 1e6,
-        "layers": len(sp.layers(arch)),
     }
+    if sp.has_network:
+        info["layers"] = len(sp.layers(arch))
     if as_json:
         print_json(info)
         return

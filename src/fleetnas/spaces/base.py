@@ -48,6 +48,8 @@ class SearchSpace(ABC):
 
     name: str = ""
     decisions: tuple[Decision, ...] = ()
+    #: Whether :meth:`layers` and :meth:`to_torch` describe a real network.
+    has_network: bool = True
 
     # ---- shape ---------------------------------------------------------------------------
     @property

@@ -36,6 +36,8 @@ _COSTS = ("flops", "params")
 class YamlSpace(SearchSpace):
     """A space of categorical decisions with an optional additive cost model."""
 
+    has_network = False
+
     def __init__(
         self,
         name: str,
