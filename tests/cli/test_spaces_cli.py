@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import json
+
+from fleetnas.cli.main import main
+
+
+def test_spaces_list_json(capsys):
+    assert main(["spaces", "list", "--json"]) == 0
+    names = {row["space"] for row in json.loads(capsys.readouterr().out)}
+    assert {"nb201", "fbnet", "ofa_mbv3"} <= names
+
+
+def test_spaces_sample_is_seeded_and_parseable(capsys):
+    assert main(["spaces", "sample", "nb201", "-n", "4", "--seed", "3", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(["spaces", "sample", "nb201", "-n", "4", "--seed", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == first
+    assert len(first) == 4 and all(row["mflops"] > 0 for row in first)
+    assert main(["spaces", "show", "nb201", first[0]["architecture"], "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["architecture"] == first[0]["architecture"]
+    assert len(shown["choices"]) == 6
+
+
+def test_malformed_architecture_is_one_line_exit_2(capsys):
+    assert main(["spaces", "show", "nb201", "|bad~0|"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nb201" in err and "expected" in err
+    assert "Traceback" not in err
+
+
+def test_unknown_space_lists_choices(capsys):
+    assert main(["spaces", "sample", "nb999"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown space 'nb999'" in err and "nb201" in err
