@@ -36,6 +36,12 @@ MEASUREMENT_COLUMNS = (
     "timestamp",
 )
 
+#: Columns of :meth:`Store.measurement_summary`.
+SUMMARY_COLUMNS = ("space", "device", "metric", "count", "archs", "estimate_share", "newest")
+
+#: Tables (or their in-memory equivalents) counted by :meth:`Store.counts`.
+COUNTED = ("runs", "spaces", "architectures", "devices", "measurements", "artifacts", "plans")
+
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -48,6 +54,7 @@ class RunInfo:
     host: dict[str, Any]
     started: datetime
     status: str
+    finished: datetime | None = None
 
 
 @dataclass
@@ -116,6 +123,10 @@ class Store(ABC):
     """Durable memory of fleetnas. Backends: :class:`~fleetnas.store.sql.SQLStore` (SQLite,
     PostgreSQL, any SQLAlchemy URL) and :class:`~fleetnas.store.memory.InMemoryStore`."""
 
+    #: Where the store lives (``memory://`` for the in-memory store); ``safe_url`` hides passwords.
+    url: str
+    safe_url: str
+
     # ---- runs -----------------------------------------------------------------------------
     @abstractmethod
     def run(
@@ -167,7 +178,8 @@ class Store(ABC):
 
     @abstractmethod
     def measurement_summary(self) -> pd.DataFrame:
-        """One row per (space, device, metric): count, is_estimate share, newest timestamp."""
+        """One row per (space, device, metric) with :data:`SUMMARY_COLUMNS`: row count,
+        distinct architectures, is_estimate share, newest timestamp."""
 
     # ---- artifacts and plans --------------------------------------------------------------
     @abstractmethod
@@ -180,7 +192,15 @@ class Store(ABC):
 
     @abstractmethod
     def get_plan(self, plan: str) -> list[dict[str, Any]]:
-        """Entries of the plan ``plan`` (empty list if none)."""
+        """Entries of the plan ``plan`` (empty list if none), sorted by device."""
+
+    @abstractmethod
+    def list_plans(self) -> list[str]:
+        """Names of the stored plans, sorted."""
+
+    @abstractmethod
+    def counts(self) -> dict[str, int]:
+        """Committed rows per kind of record (keys: :data:`COUNTED`)."""
 
     @abstractmethod
     def close(self) -> None: ...
