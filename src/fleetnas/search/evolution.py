@@ -48,7 +48,9 @@ class EvolutionConfig:
     ``parent_selection``: ``"tournament"`` (size ``tournament_size``) or ``"truncation"`` (the
     best ``truncation_ratio`` of the population). Stops after ``generations``, or earlier at
     ``time_budget_s`` seconds, ``max_evaluations`` designs, ``target_score`` or after
-    ``patience`` generations without improvement.
+    ``patience`` generations without improvement. When fewer than ``min_fresh * children``
+    proposals are unseen (a small space, a converged population), stronger mutations and then
+    random designs top the generation up, so the search keeps making progress.
     """
 
     population: int = 100
@@ -67,6 +69,7 @@ class EvolutionConfig:
     max_evaluations: int | None = None
     target_score: float | None = None
     patience: int | None = None
+    min_fresh: float = 0.25
 
     def check(self, n_decisions: int) -> None:
         if self.population < 1 or self.children < 1 or self.generations < 0:
@@ -154,12 +157,13 @@ class Domain:
 
     def _shift(self, archs: np.ndarray, hit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Move the ``hit`` entries of ``archs`` to a different allowed choice."""
-        c = self.cols[None, :]
-        pos = self.pos[c, archs]
-        k = self.k[None, :]
-        step = 1 + (rng.random(archs.shape) * np.maximum(k - 1, 1)).astype(np.int64)
-        new = self.table[c, (pos + step) % k]
-        return np.where(hit, new, archs)
+        rows, cols = np.nonzero(hit)
+        k = self.k[cols]
+        pos = self.pos[cols, archs[rows, cols]]
+        step = 1 + (rng.random(len(cols)) * np.maximum(k - 1, 1)).astype(np.int64)
+        out = archs.copy()
+        out[rows, cols] = self.table[cols, (pos + step) % k]
+        return out
 
     def mutate(self, archs: np.ndarray, prob: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Change each decision with probability ``prob`` (``D``) to a *different* allowed
@@ -393,6 +397,8 @@ def evolve(
         if n_loc:
             kids.append(dom.local_moves(pop[: max(1, cfg.local_top)], n_loc, rng))
         new = archive.fresh(np.concatenate(kids))
+        if len(new) < cfg.children * cfg.min_fresh:
+            new = _top_up(new, pop, pop_s, cfg, prob, dom, archive, rng)
         if cfg.max_evaluations is not None:
             new = new[: max(0, cfg.max_evaluations - track.evaluations)]
         before = track.best_score
@@ -404,6 +410,36 @@ def evolve(
             break
     info = {"config": asdict(cfg), "generations": len(track.history) - 1}
     return track.result("evolution", keep_front, info)
+
+
+def _top_up(
+    new: np.ndarray,
+    pop: np.ndarray,
+    pop_s: np.ndarray,
+    cfg: EvolutionConfig,
+    prob: np.ndarray,
+    dom: Domain,
+    archive: _Archive,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """When the population's neighbourhood is used up (small spaces), propose unseen designs by
+    mutations of doubling strength, then by random immigrants."""
+    want = round(cfg.children * cfg.min_fresh)
+    parts = [new]
+    have = len(new)
+    strength = 2.0
+    for _ in range(4):
+        if have >= want:
+            break
+        p = np.minimum(prob * strength, 1.0)
+        extra = archive.fresh(dom.mutate(pop[_select(pop_s, cfg.children, cfg, rng)], p, rng))
+        parts.append(extra)
+        have += len(extra)
+        strength *= 2.0
+    if have < want:
+        extra = archive.fresh(dom.sample(cfg.children, rng))
+        parts.append(extra)
+    return np.concatenate(parts)
 
 
 def _done(cfg: EvolutionConfig, track: _Tracker) -> bool:
