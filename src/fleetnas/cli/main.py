@@ -8,7 +8,9 @@ import sys
 import typer
 
 from fleetnas import __version__
+from fleetnas.cli import agent as agent_cmd
 from fleetnas.cli import devices as devices_cmd
+from fleetnas.cli import measure as measure_cmd
 from fleetnas.cli import spaces as spaces_cmd
 from fleetnas.cli.common import err_console
 from fleetnas.errors import FleetnasError
@@ -22,6 +24,8 @@ app = typer.Typer(
 )
 app.add_typer(spaces_cmd.app, name="spaces")
 app.add_typer(devices_cmd.app, name="devices")
+app.add_typer(measure_cmd.app, name="measure")
+app.add_typer(agent_cmd.app, name="agent")
 
 
 @app.command()

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class MeasurementCost:
-    """What measuring cost on the device: counted, never estimated."""
+    """What measuring cost on the device: counted, never estimated. ``reused`` counts values
+    that cost nothing (already stored, or already looked up in the same session)."""
 
     measurements: int = 0
     device_seconds: float = 0.0
@@ -79,6 +80,8 @@ class Measurer(ABC):
     statistic: str = "median"
     #: Whether values come from a real clock or meter (False) or a model (True), per metric.
     estimated_metrics: frozenset[str] = frozenset()
+    #: Unit per metric, reported for values reused from the store.
+    default_units: dict[str, str] = {"latency": "ms", "energy": "mJ"}  # noqa: RUF012
 
     def measure(
         self, space: SearchSpace, archs: np.ndarray, metrics: Sequence[str] = ("latency",)
@@ -95,6 +98,8 @@ class Measurer(ABC):
                 f"measurer {self.method!r} on {self.device.name!r} cannot measure "
                 f"{', '.join(missing)}; it offers {', '.join(self.metrics)}"
             )
+        if self.strict_identity and self.store is not None:
+            self._check_identity()
         n = len(archs)
         values = {m: np.full(n, np.nan) for m in metrics}
         reused = np.zeros(n, dtype=bool)
@@ -104,7 +109,13 @@ class Measurer(ABC):
                 values[m] = v
             reused = np.all([np.isfinite(v) for v in known], axis=0)
         todo = np.flatnonzero(~reused)
-        result = MeasureResult(archs=archs, values=values, units={}, stats={})
+        result = MeasureResult(
+            archs=archs,
+            values=values,
+            units={m: self.default_units.get(m, "") for m in metrics},
+            is_estimate={m: m in self.estimated_metrics for m in metrics},
+            stats={},
+        )
         result.cost.reused = int(reused.sum())
         if len(todo):
             fresh = self._measure(space, archs[todo], metrics)
@@ -113,10 +124,11 @@ class Measurer(ABC):
                 for stat, arr in fresh.stats.get(m, {}).items():
                     full = result.stats.setdefault(m, {}).setdefault(stat, np.full(n, np.nan))
                     full[todo] = arr
-            result.units = dict(fresh.units)
-            result.is_estimate = dict(fresh.is_estimate)
+            result.units.update(fresh.units)
+            result.is_estimate.update(fresh.is_estimate)
             result.cost.measurements = fresh.cost.measurements
             result.cost.device_seconds = fresh.cost.device_seconds
+            result.cost.reused += fresh.cost.reused
             if self.store is not None and self.writes_to_store:
                 result.run_id = self._write(space, archs[todo], fresh)
         self.total_cost.add(result.cost)
@@ -124,12 +136,38 @@ class Measurer(ABC):
 
     #: Whether new values are written to the store (a replayed table is not re-written).
     writes_to_store: bool = True
+    #: Refuse to measure when the store holds a device of this name with another fingerprint
+    #: (another machine, runtime version or setting): its values must not be mixed with ours.
+    strict_identity: bool = False
+
+    def _check_identity(self) -> None:
+        from fleetnas.errors import MeasurementError, UnknownNameError
+
+        try:
+            stored = self.store.get_device(self.device.name)
+        except UnknownNameError:
+            return
+        if stored.fingerprint != self.device.fingerprint:
+            changed = sorted(
+                k
+                for k in set(stored.features) | set(self.device.features)
+                if stored.features.get(k) != self.device.features.get(k)
+            )
+            raise MeasurementError(
+                f"the store already holds device {self.device.name!r} with other features "
+                f"({', '.join(changed) or 'family'} differ); measure under another device name"
+            )
 
     def _stored(self, space: SearchSpace, archs: np.ndarray, metric: str) -> np.ndarray:
         """Stored values of ``metric`` for ``archs`` on this device (NaN where none)."""
-        found, vals = self.store.get_measurements(
-            space, self.device.name, metric, statistic=self.statistic, archs=archs
-        )
+        from fleetnas.errors import UnknownNameError
+
+        try:
+            found, vals = self.store.get_measurements(
+                space, self.device.name, metric, statistic=self.statistic, archs=archs
+            )
+        except UnknownNameError:  # a device the store has never seen has nothing stored
+            return np.full(len(archs), np.nan)
         lookup = {row.tobytes(): v for row, v in zip(found, vals, strict=True)}
         return np.array([lookup.get(row.tobytes(), np.nan) for row in archs], dtype=float)
 

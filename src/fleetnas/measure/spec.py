@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from fleetnas.errors import InputError
+from fleetnas.errors import InputError, unknown
 from fleetnas.measure.base import MEASURERS, Measurer
 
 if TYPE_CHECKING:
@@ -63,7 +63,13 @@ def get_measurer(
     """The measurer described by ``spec`` (see the module docstring), bound to its device."""
     kind, arg = split_spec(spec)
     if kind not in MEASURERS and kind in PLUGINS:
-        importlib.import_module(PLUGINS[kind])
+        try:
+            importlib.import_module(PLUGINS[kind])
+        except ModuleNotFoundError as exc:
+            if not PLUGINS[kind].startswith(str(exc.name)):
+                raise
+    if kind not in MEASURERS:
+        raise unknown("measurer", kind, measurer_kinds())
     return MEASURERS.create(kind, arg=arg, store=store, device=device, **options)
 
 

@@ -1,0 +1,87 @@
+"""``fleetnas agent serve``: run the device agent on this machine."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import typer
+
+from fleetnas.cli.common import err_console
+from fleetnas.errors import InputError
+
+app = typer.Typer(help="The device agent: measure on this machine for a remote fleetnas.")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to bind (loopback unless --allow-remote)."),
+    port: int = typer.Option(8765, min=1, max=65535, help="Port to listen on."),
+    token: str = typer.Option(
+        ...,
+        envvar="FLEETNAS_AGENT_TOKEN",
+        help="Token clients must send (Bearer).",
+        show_default=False,
+    ),
+    runtime: str = typer.Option("onnxruntime", help="onnxruntime or torch."),
+    threads: int = typer.Option(1, help="Intra-op threads."),
+    batch: int = typer.Option(1, help="Batch size."),
+    precision: str = typer.Option("fp32", help="fp32 or int8 (onnxruntime)."),
+    opt: str = typer.Option("all", help="ONNX Runtime graph optimization level."),
+    name_prefix: str | None = typer.Option(
+        None, help="Device-name prefix (default: this host's name)."
+    ),
+    repeats: int = typer.Option(10, help="Timed runs per process."),
+    processes: int = typer.Option(3, help="Fresh processes per measurement."),
+    warmup: int = typer.Option(5, help="Warm-up runs per process."),
+    retries: int = typer.Option(2, help="Re-measurements of noisy results."),
+    cpus: str | None = typer.Option(None, help="Pin workers to these CPUs, e.g. 0+1."),
+    max_body_mb: float = typer.Option(16.0, help="Largest accepted request body (MiB)."),
+    queue_size: int = typer.Option(4, min=0, help="Requests that may wait behind the running one."),
+    timeout_s: float = typer.Option(600.0, help="Per-request timeout, waiting included."),
+    allow_remote: bool = typer.Option(False, help="Allow binding a non-loopback address."),
+) -> None:
+    """Serve GET /health, GET /info, POST /measure and POST /measure/onnx until stopped."""
+    import uvicorn
+
+    from fleetnas.agent.app import AgentConfig, create_app
+    from fleetnas.measure.settings import RuntimeSetting, sanitize_prefix
+    from fleetnas.measure.timing import TimingConfig
+
+    if not is_loopback(host) and not allow_remote:
+        raise InputError(
+            f"refusing to bind {host!r}: the agent binds loopback only unless --allow-remote "
+            "is given (then protect the port: anyone with the token can run measurements)"
+        )
+    setting = RuntimeSetting(runtime, threads, batch, precision, opt)
+    timing_opts = {
+        "repeats": str(repeats),
+        "processes": str(processes),
+        "warmup": str(warmup),
+        "retries": str(retries),
+    }
+    if cpus:
+        timing_opts["cpus"] = cpus
+    config = AgentConfig(
+        token=token,
+        settings=[setting],
+        timing=TimingConfig.from_options(timing_opts),
+        name_prefix=sanitize_prefix(name_prefix or socket.gethostname()),
+        max_body_bytes=int(max_body_mb * 2**20),
+        queue_size=queue_size,
+        timeout_s=timeout_s,
+    )
+    app_ = create_app(config)
+    device = config.settings[0].device(prefix=config.name_prefix)
+    err_console.print(f"fleetnas agent: {device.name} on http://{host}:{port}", highlight=False)
+    uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)
