@@ -1,4 +1,4 @@
-"""The device catalog: spec features of the device settings in HELP's public latency data.
+"""The device catalog: spec features of the devices in the public latency data.
 
 The data lives in ``help_catalog.yaml`` next to this module (public specifications, each cited
 there, estimated values marked). One *setting* (hardware plus batch size and runtime) is one
@@ -100,7 +100,8 @@ def _devices() -> dict[str, Device]:
 
 
 def catalog_devices() -> list[Device]:
-    """Every device setting in the catalog (35: 27 NAS-Bench-201 ones plus FBNet/OFA extras)."""
+    """Every device in the catalog: HELP's 35 settings (27 NAS-Bench-201 ones plus FBNet/OFA
+    extras), then Note10 and Pixel 1 of the OFA / ProxylessNAS latency tables."""
     return list(_devices().values())
 
 
