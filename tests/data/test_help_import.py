@@ -22,7 +22,7 @@ from fleetnas.devices.catalog import catalog_features
 from fleetnas.errors import DataError, UnknownNameError
 from fleetnas.spaces import get_space
 from fleetnas.spaces.nb201 import NB201Index
-from fleetnas.store import SQLStore
+from fleetnas.store import InMemoryStore, SQLStore
 
 
 def _pt(data_dir: Path, rel: str) -> np.ndarray:
@@ -154,3 +154,16 @@ def test_kill_midway_leaves_no_partial_run(tmp_path: Path, data_dir: Path):
     rep = import_help(store, data_dir, "nb201", ["pixel2", "pixel3", "fpga"])
     assert rep.rows == 3 * 15_625
     store.close()
+
+
+def test_in_memory_store_backend(data_dir: Path):
+    store = InMemoryStore()
+    rep = import_help(store, data_dir, "fbnet", ["pixel3", "fpga"])
+    assert rep.rows == 10_000
+    fb = get_space("fbnet")
+    _, archs = read_archs(data_dir, "fbnet")
+    got, values = store.get_measurements(fb, "fpga", "latency", "mean", archs=archs[:100])
+    assert np.array_equal(got, archs[:100])
+    assert np.array_equal(values, _pt(data_dir, "help/fbnet/latency/fpga.pt")[:100])
+    assert store.counts()["architectures"] == 5000
+    assert import_help(store, data_dir, "fbnet", ["fpga"]).skipped

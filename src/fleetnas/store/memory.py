@@ -342,6 +342,7 @@ class _MemRun(Run):
         self.spaces: dict[str, str] = {}
         self.devices: set[str] = set()
         self.units: dict[tuple[str, str, str, str], str] = {}
+        self.pending_archs: dict[str, set[bytes]] = {}
 
     def _check_open(self) -> None:
         if self.closed:
@@ -393,7 +394,8 @@ class _MemRun(Run):
         self.units[series] = batch.unit
         keys = arch_keys(checked.archs)
         known = s._archs.get(name, {})
-        fresh = {k: i for i, k in enumerate(keys) if k not in known}
+        pending = self.pending_archs.setdefault(name, set())
+        fresh = {k: i for i, k in enumerate(keys) if k not in known and k not in pending}
         records = dict(
             zip(fresh, arch_records(space, checked.archs[list(fresh.values())]), strict=True)
         )
@@ -403,6 +405,7 @@ class _MemRun(Run):
                 f"space {name!r}: format() gives the same string to different architectures; "
                 f"format() must be one-to-one"
             )
+        pending.update(fresh)
         new_device = batch.device not in s._devices and batch.device not in self.devices
         self.devices.add(batch.device)
         b = _Batch(
