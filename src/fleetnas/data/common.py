@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fleetnas.data.download import HOW_TO_FIX, resolve_data_dir, sha256_file
+from fleetnas.data.download import resolve_data_dir, sha256_file
 from fleetnas.data.manifest import get_file
-from fleetnas.errors import DataError, FleetnasError
+from fleetnas.errors import DataError
 from fleetnas.store.base import Store
 
 
@@ -110,17 +110,10 @@ def run_key(kind: str, payload: Any) -> str:
     return f"{kind}:{hashlib.sha256(blob.encode()).hexdigest()[:32]}"
 
 
-def wrap_errors(what: str, exc: FleetnasError) -> DataError:
-    """A DataError that says which import failed and that nothing was written."""
-    return DataError(f"{what} failed, nothing was written: {exc}")
-
-
 __all__ = [
-    "HOW_TO_FIX",
     "ImportReport",
     "completed_configs",
     "data_path",
     "load_pickle",
     "run_key",
-    "wrap_errors",
 ]
