@@ -76,6 +76,8 @@ def emit(rows: Sequence[dict[str, Any]], as_json: bool, **table_kwargs: Any) -> 
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if hasattr(value, "strftime"):
+        return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)

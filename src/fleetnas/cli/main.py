@@ -9,6 +9,7 @@ import typer
 
 from fleetnas import __version__
 from fleetnas.cli import agent as agent_cmd
+from fleetnas.cli import data as data_cmd
 from fleetnas.cli import devices as devices_cmd
 from fleetnas.cli import measure as measure_cmd
 from fleetnas.cli import spaces as spaces_cmd
@@ -22,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(data_cmd.app, name="data")
 app.add_typer(spaces_cmd.app, name="spaces")
 app.add_typer(devices_cmd.app, name="devices")
 app.add_typer(measure_cmd.app, name="measure")

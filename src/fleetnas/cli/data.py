@@ -1,0 +1,120 @@
+"""``fleetnas data download|verify|import|export|list``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from fleetnas.cli.common import DataDirOption, DbOption, JsonOption, console, emit, open_store_from
+
+app = typer.Typer(help="Public datasets and your own measurements: fetch, import, export, list.")
+
+
+@app.command()
+def download(
+    dest: Path | None = typer.Option(None, help="Target folder (default: the download cache)."),
+    mirror: str | None = typer.Option(
+        None, envvar="FLEETNAS_DATA_MIRROR", help="Base URL replacing the upstream host."
+    ),
+    only: list[str] | None = typer.Option(None, "--only", help="Groups or paths to fetch."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Fetch the public files from their pinned upstream commits, verified by SHA-256."""
+    from fleetnas import data
+
+    results = data.download(dest, only or None, mirror)
+    rows = [{"file": r.path, "status": r.status, "bytes": r.bytes_fetched} for r in results]
+    emit(rows, as_json, title=f"{len(rows)} files")
+
+
+@app.command()
+def verify(data_dir: str | None = DataDirOption, as_json: bool = JsonOption) -> None:
+    """Check the data folder against the pinned SHA-256 digests."""
+    from fleetnas import data
+
+    root = data.resolve_data_dir(data_dir)
+    problems = data.verify(root)
+    rows = [{"file": k, "problem": v} for k, v in sorted(problems.items())]
+    if as_json:
+        emit(rows, True)
+    elif rows:
+        emit(rows, False, title=f"{root}: {len(rows)} files missing or altered")
+    else:
+        console.print(f"{root}: every file matches its pinned digest")
+    if rows:
+        raise typer.Exit(1)
+
+
+@app.command("import")
+def import_(
+    parts: list[str] | None = typer.Argument(
+        None, help="Public parts (help-nasbench201, help-fbnet, help-ofa, nats, ofa); default all."
+    ),
+    file: Path | None = typer.Option(None, "--file", help="Your own CSV/Parquet exchange file."),
+    shape: str | None = typer.Option(None, help="long or wide (default: detected)."),
+    space: str | None = typer.Option(None, help="Space of a file without a space column."),
+    metric: str = typer.Option("latency", help="Metric of a wide file."),
+    unit: str = typer.Option("ms", help="Unit of a wide file."),
+    db: str | None = DbOption,
+    data_dir: str | None = DataDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Import public datasets, or your own measurements from an exchange file (idempotent)."""
+    from fleetnas import data
+
+    with open_store_from(db) as store:
+        if file is not None:
+            reports = {
+                str(file): data.import_table(
+                    store, file, shape, space=space, metric=metric, unit=unit
+                )
+            }
+        else:
+            reports = data.import_all(store, data_dir, parts or None)
+    rows = [
+        {
+            "part": part,
+            "space": r.space,
+            "rows": r.rows,
+            "devices": len(r.devices),
+            "artifacts": len(r.artifacts),
+            "status": "already imported" if r.skipped else "imported",
+        }
+        for part, r in reports.items()
+    ]
+    emit(rows, as_json, title="import")
+
+
+@app.command()
+def export(
+    path: Path = typer.Argument(..., help="Output .csv or .parquet file."),
+    shape: str = typer.Option("long", help="long or wide."),
+    space: str | None = typer.Option(None, help="Only this space."),
+    device: list[str] | None = typer.Option(None, "--device", help="Only these devices."),
+    metric: list[str] | None = typer.Option(None, "--metric", help="Only these metrics."),
+    db: str | None = DbOption,
+) -> None:
+    """Export measurements in the open exchange format (newest value per architecture)."""
+    from fleetnas import data
+
+    with open_store_from(db) as store:
+        rows = data.export_table(store, path, shape, space, device or None, metric or None)
+    console.print(f"wrote {rows} rows to {path}")
+
+
+@app.command("list")
+def list_(db: str | None = DbOption, as_json: bool = JsonOption) -> None:
+    """What the store holds: per space and metric, devices and rows; and the artifacts."""
+    from fleetnas import data
+
+    with open_store_from(db) as store:
+        listing = data.datasets(store)
+    series = listing.series.to_dict("records")
+    artifacts = listing.artifacts.drop(columns=["sha256"]).to_dict("records")
+    if as_json:
+        emit([{"series": series, "artifacts": artifacts}], True)
+        return
+    emit(series, False, title="measurements")
+    if artifacts:
+        emit(artifacts, False, title="artifacts")
