@@ -1,0 +1,112 @@
+"""Prediction quality: rank correlation and relative error, overall and per device.
+
+Latency and energy predictions are judged in their own units (ms, mJ) even when a predictor
+works in log space; accuracy predictions likewise in their own units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from fleetnas.errors import InputError
+
+#: Keys of :func:`regression_report`, in order.
+METRIC_NAMES = ("spearman", "kendall", "mape", "within5", "within10", "n")
+
+
+def _pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray(y_true, dtype=float).reshape(-1)
+    p = np.asarray(y_pred, dtype=float).reshape(-1)
+    if t.shape != p.shape:
+        raise InputError(f"metrics need equal lengths, got {t.size} true and {p.size} predicted")
+    if t.size < 2:
+        raise InputError(f"metrics need at least 2 values, got {t.size}")
+    if not (np.isfinite(t).all() and np.isfinite(p).all()):
+        raise InputError("metrics got NaN or infinite values")
+    return t, p
+
+
+def spearman(y_true: Any, y_pred: Any) -> float:
+    """Spearman rank correlation (ties get average ranks)."""
+    t, p = _pair(y_true, y_pred)
+    return float(stats.spearmanr(t, p)[0])
+
+
+def kendall(y_true: Any, y_pred: Any) -> float:
+    """Kendall's tau-b."""
+    t, p = _pair(y_true, y_pred)
+    return float(stats.kendalltau(t, p)[0])
+
+
+def mape(y_true: Any, y_pred: Any) -> float:
+    """Mean absolute percentage error, in percent of the true value."""
+    t, p = _pair(y_true, y_pred)
+    if (t == 0).any():
+        raise InputError("MAPE is undefined when a true value is 0")
+    return float(100.0 * np.mean(np.abs(p - t) / np.abs(t)))
+
+
+def within(y_true: Any, y_pred: Any, tol: float = 0.10) -> float:
+    """Share (0..1) of predictions within ``±tol`` relative error of the true value."""
+    t, p = _pair(y_true, y_pred)
+    return float(np.mean(np.abs(p - t) <= tol * np.abs(t)))
+
+
+def regression_report(y_true: Any, y_pred: Any) -> dict[str, float]:
+    """All of :data:`METRIC_NAMES` for one set of predictions."""
+    t, p = _pair(y_true, y_pred)
+    return {
+        "spearman": spearman(t, p),
+        "kendall": kendall(t, p),
+        "mape": mape(t, p),
+        "within5": within(t, p, 0.05),
+        "within10": within(t, p, 0.10),
+        "n": int(t.size),
+    }
+
+
+def per_device_report(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    devices: Sequence[str],
+    mask: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """One row per device plus a ``mean`` row.
+
+    ``y_true`` and ``y_pred`` are ``n x m`` arrays (architectures x devices); ``mask`` (``n x m``
+    bool or ``n`` bool) selects the rows each device is judged on, e.g. excluding its probes.
+    """
+    t = np.asarray(y_true, dtype=float)
+    p = np.asarray(y_pred, dtype=float)
+    if t.ndim != 2 or t.shape != p.shape or t.shape[1] != len(devices):
+        raise InputError(
+            f"per_device_report needs n x {len(devices)} arrays of equal shape, "
+            f"got {t.shape} and {p.shape}"
+        )
+    if mask is None:
+        m = np.ones(t.shape, dtype=bool)
+    else:
+        m = np.asarray(mask, dtype=bool)
+        m = np.broadcast_to(m[:, None] if m.ndim == 1 else m, t.shape)
+    rows = [{"device": d, **regression_report(t[m[:, j], j], p[m[:, j], j])} for j, d in
+            enumerate(devices)]  # fmt: skip
+    frame = pd.DataFrame(rows)
+    mean = {"device": "mean", **{k: float(frame[k].mean()) for k in METRIC_NAMES}}
+    mean["n"] = int(frame["n"].sum())
+    return pd.concat([frame, pd.DataFrame([mean])], ignore_index=True)
+
+
+__all__ = [
+    "METRIC_NAMES",
+    "kendall",
+    "mape",
+    "per_device_report",
+    "regression_report",
+    "spearman",
+    "within",
+]
