@@ -140,3 +140,17 @@ def test_random_search_counts_distinct_designs(flops_problem):
     assert r.feasible and r.metrics["latency"] <= budget
     tiny = random_search(p.space, obj, n=20_000, batch_size=5000, seed=0)
     assert tiny.evaluations == 15_625  # the space is exhausted, no design twice
+
+
+def test_search_never_stalls_on_a_small_space(flops_problem):
+    """Once the population's neighbourhood is used up, stronger mutations and immigrants keep
+    proposing unseen designs until (nearly) the whole space has been scored, then it stops."""
+    p = flops_problem
+    norm = Normalization.fit(p.space, p.accuracy, p.latency)
+    obj = ProxyObjective(p.accuracy, p.latency, norm=norm, t=0.4)
+    cfg = EvolutionConfig(population=5, children=200, generations=10**6)
+    r = evolve(p.space, obj, cfg, seed=0, keep_front=False)
+    assert 0.99 * p.space.size <= r.evaluations <= p.space.size
+    solver = ExhaustiveSolver.from_space(p.space, p.accuracy, p.latency, norm=norm)
+    opt = solver.solve_proxy(0.4)
+    assert r.score == pytest.approx(obj.score(solver.archs[opt][None])[0])

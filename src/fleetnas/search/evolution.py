@@ -375,7 +375,7 @@ def evolve(
     order = np.argsort(pop_s, kind="stable")[: cfg.population]
     pop, pop_s = pop[order], pop_s[order]
     stop = track.step(0)
-    stale = 0
+    stale = dry = 0
     n_mut = round(cfg.mutation_ratio * cfg.children)
     n_loc = round(cfg.local_ratio * cfg.children)
     n_x = cfg.children - n_mut - n_loc
@@ -404,8 +404,11 @@ def evolve(
         before = track.best_score
         if len(new):
             pop, pop_s = _merge(pop, pop_s, new, score(new), cfg.population)
+            dry = 0
+        else:
+            dry += 1
         stale = stale + 1 if track.best_score >= before else 0
-        stop = track.step(gen)
+        stop = track.step(gen) or dry >= 3  # three empty generations: the domain is exhausted
         if cfg.patience is not None and stale >= cfg.patience:
             break
     info = {"config": asdict(cfg), "generations": len(track.history) - 1}
