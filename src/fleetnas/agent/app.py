@@ -237,6 +237,7 @@ def create_app(config: AgentConfig) -> FastAPI:
                 "measurements": result.cost.measurements,
                 "device_seconds": result.cost.device_seconds,
             },
+            "workers": m.last_report.workers if m.last_report is not None else [],
         }
 
     @app.post("/measure/onnx")

@@ -6,6 +6,11 @@ ONNX once (cached, :mod:`fleetnas.measure.export`) and times it in fresh worker 
 Each setting is its own device (:mod:`fleetnas.measure.settings`). Latency is milliseconds per
 batch (the median of all timed runs). Energy is offered only when a real meter (RAPL, NVML)
 answers on this machine; it is never estimated.
+
+Spec keys: ``threads``, ``batch``, ``precision`` (``fp32``/``int8``), ``opt`` (``disable``,
+``basic``, ``extended``, ``all``) select the device; ``prefix`` names it (default ``local``);
+the fields of :class:`~fleetnas.measure.timing.TimingConfig` (``repeats``, ``processes``,
+``warmup``, ``retries``, ``cpus=0+1``, ``energy=1``, noise thresholds) set how it is measured.
 """
 
 from __future__ import annotations
@@ -172,6 +177,7 @@ class LocalRuntimeMeasurer(Measurer):
             if self.setting.precision == "int8"
             else None,
             "energy_meter": self.meter.describe() if self.meter is not None else None,
+            "workers": self.last_report.workers if self.last_report is not None else [],
             "host": host_info(),
             "fingerprint": self.device.fingerprint,
         }

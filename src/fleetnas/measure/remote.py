@@ -84,6 +84,7 @@ class AgentMeasurer(Measurer):
         dev["measurer"] = f"agent:{self.url}"
         super().__init__(Device.from_dict(dev), store=store, reuse=reuse)
         self.metrics = tuple(self.remote["metrics"][slug])
+        self.last_workers: list[dict[str, Any]] = []
 
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         delay = self.backoff_s
@@ -126,6 +127,7 @@ class AgentMeasurer(Measurer):
                 f"agent {self.url} now reports device {out.get('device')!r} with another "
                 f"fingerprint than when it was bound; create a new measurer"
             )
+        self.last_workers = out.get("workers", [])
         return _result(archs, out)
 
     def measure_onnx(self, model: bytes) -> MeasureResult:
@@ -148,6 +150,7 @@ class AgentMeasurer(Measurer):
             "url": self.url,
             "setting": self.setting,
             "remote": {k: self.remote.get(k) for k in keep},
+            "workers": self.last_workers,
             "fingerprint": self.device.fingerprint,
         }
 

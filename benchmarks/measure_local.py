@@ -1,0 +1,214 @@
+"""Local measurement of NAS-Bench-201 networks under each runtime setting of this machine.
+
+For every setting (ONNX Runtime 1 vs 2 threads x batch 1 vs 8 x fp32 vs int8, and PyTorch eager
+with 1 thread) the same architectures are measured twice, in two separate sessions (all
+settings once, then all settings again, each with fresh worker processes):
+
+- time per measured architecture, first with an empty export cache (ONNX export and int8
+  quantization included), then with the cache filled;
+- reproducibility between the two sessions: median relative difference |a - b| / mean(a, b)
+  and Spearman rank correlation over the architectures;
+- share of results flagged noisy after re-measuring.
+
+Baseline, in the same run: a naive protocol (one process, one warm-up, no re-measuring) on the
+1- and 2-thread fp32 batch-1 settings, measured twice the same way, for the reproducibility
+it buys. Results: ``benchmarks/results/measure_local.{json,md}``.
+
+Run: ``.venv/bin/python benchmarks/measure_local.py`` (about 5-8 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from fleetnas.measure.local import LocalRuntimeMeasurer, local_settings
+from fleetnas.measure.settings import RuntimeSetting, host_features, runtime_version
+from fleetnas.measure.timing import TimingConfig
+from fleetnas.spaces import get_space
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PROTOCOL = TimingConfig(warmup=3, repeats=10, processes=2, retries=1)
+NAIVE = TimingConfig(warmup=1, repeats=10, processes=1, retries=0)
+
+
+def measure_once(
+    setting: RuntimeSetting, cfg: TimingConfig, archs: np.ndarray, seed: int
+) -> dict[str, Any]:
+    """One session: a fresh measurer (no store, nothing reused) over ``archs``."""
+    space = get_space("nb201")
+    cfg = TimingConfig(**{**cfg.to_dict(), "cpus": None, "seed": seed})
+    m = LocalRuntimeMeasurer(setting, cfg, store=None, reuse=False)
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    r = m.measure(space, archs)
+    wall = time.perf_counter() - t0
+    exported, cached, export_s = m.last_export
+    return {
+        "latency_ms": r["latency"].tolist(),
+        "noisy": r.stats["latency"]["noisy"].tolist(),
+        "attempts": r.stats["latency"]["attempts"].tolist(),
+        "wall_s": wall,
+        "export_s": export_s,
+        "exported": exported,
+        "cached": cached,
+        "device_s": r.cost.device_seconds,
+        "workers": len(m.last_report.workers) if m.last_report else 0,
+        "loadavg_1min": load,
+    }
+
+
+def compare(a: list[float], b: list[float]) -> dict[str, float]:
+    x, y = np.asarray(a), np.asarray(b)
+    rel = np.abs(x - y) / ((x + y) / 2)
+    return {
+        "median_rel_diff": float(np.median(rel)),
+        "p90_rel_diff": float(np.percentile(rel, 90)),
+        "spearman": float(spearmanr(x, y).statistic),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--archs", type=int, default=30, help="Architectures per setting.")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="Fewer settings (smoke test).")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+
+    space = get_space("nb201")
+    archs = np.unique(space.sample(args.archs * 2, rng=args.seed), axis=0)[: args.archs]
+    settings = local_settings()
+    if args.quick:
+        settings = [settings[0], settings[-1]]
+    baselines = [
+        s for s in settings if s.runtime == "onnxruntime" and s.batch == 1 and s.precision == "fp32"
+    ]
+    load_start = os.getloadavg()
+    t_start = time.perf_counter()
+    sessions: dict[str, list[dict[str, Any]]] = {}
+    naive: dict[str, list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="fleetnas-bench-cache-") as cache:
+        os.environ["FLEETNAS_CACHE"] = cache  # session 1 starts with an empty export cache
+        for session in (1, 2):
+            for s in settings:
+                print(f"session {session}: {s.slug}", flush=True)
+                res = measure_once(s, PROTOCOL, archs, seed=session)
+                sessions.setdefault(s.slug, []).append(res)
+            for s in baselines:
+                print(f"session {session}: {s.slug} (naive baseline)", flush=True)
+                naive.setdefault(s.slug, []).append(measure_once(s, NAIVE, archs, seed=session))
+    total = time.perf_counter() - t_start
+
+    rows = []
+    for s in settings:
+        first, second = sessions[s.slug]
+        n = len(archs)
+        row = {
+            "setting": s.slug,
+            "device": s.device_name(),
+            "median_latency_ms": float(np.median(first["latency_ms"] + second["latency_ms"])),
+            "s_per_arch_uncached": first["wall_s"] / n,
+            "s_per_arch_cached": second["wall_s"] / n,
+            "export_s_per_arch": first["export_s"] / n,
+            "device_s_per_arch": (first["device_s"] + second["device_s"]) / (2 * n),
+            "noisy_share": float(np.mean(first["noisy"] + second["noisy"])),
+            "remeasured_share": float(
+                np.mean(np.array(first["attempts"] + second["attempts"]) > 1)
+            ),
+            "loadavg_sessions": [first["loadavg_1min"], second["loadavg_1min"]],
+            **compare(first["latency_ms"], second["latency_ms"]),
+        }
+        if s.slug in naive:
+            nf, ns = naive[s.slug]
+            base = compare(nf["latency_ms"], ns["latency_ms"])
+            row["naive_median_rel_diff"] = base["median_rel_diff"]
+            row["naive_spearman"] = base["spearman"]
+            row["naive_s_per_arch"] = (nf["wall_s"] + ns["wall_s"]) / (2 * n)
+        rows.append(row)
+
+    payload = {
+        "benchmark": "measure_local",
+        "space": "nb201",
+        "archs": len(archs),
+        "protocol": PROTOCOL.to_dict(),
+        "naive_baseline": NAIVE.to_dict(),
+        "int8": "onnxruntime static QDQ quantization, random-normal calibration (8 samples)",
+        "host": {
+            **host_features(),
+            "python": platform.python_version(),
+            "onnxruntime": runtime_version("onnxruntime"),
+            "torch": runtime_version("torch"),
+        },
+        "loadavg_start": load_start,
+        "loadavg_end": os.getloadavg(),
+        "total_s": total,
+        "caveat": "2-core machine shared with other jobs (other test suites ran concurrently); "
+        "absolute latencies and reproducibility include that interference.",
+        "rows": rows,
+        "sessions": sessions,
+        "naive_sessions": naive,
+        "architectures": space.format_many(archs),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "measure_local.json").write_text(json.dumps(payload, indent=1))
+    (args.out / "measure_local.md").write_text(render(payload))
+    print(render(payload))
+
+
+def render(p: dict[str, Any]) -> str:
+    h = p["host"]
+    lines = [
+        "# Local measurement of NB201 networks (benchmarks/measure_local.py)",
+        "",
+        f"{p['archs']} NB201 architectures per setting, measured in two separate sessions "
+        f"(fresh worker processes each). Protocol: {p['protocol']['warmup']} warm-ups, "
+        f"{p['protocol']['repeats']} repeats x {p['protocol']['processes']} processes, up to "
+        f"{p['protocol']['retries']} re-measure of noisy results. Host: {h['cpu_model']}, "
+        f"{h['cores']} cores, {h['memory_gb']} GB; onnxruntime {h['onnxruntime']}, torch "
+        f"{h['torch']}. Total {p['total_s']:.0f} s; load average "
+        f"{p['loadavg_start'][0]:.1f} at start, {p['loadavg_end'][0]:.1f} at end.",
+        "",
+        f"**Caveat:** {p['caveat']}",
+        "",
+        "| setting | median latency ms | s/arch uncached | s/arch cached | export s/arch "
+        "| median rel. diff | Spearman | noisy | naive rel. diff | naive Spearman | load 1/2 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in p["rows"]:
+        naive = (
+            f"{r['naive_median_rel_diff']:.3f} | {r['naive_spearman']:.3f}"
+            if "naive_spearman" in r
+            else "- | -"
+        )
+        lines.append(
+            f"| {r['setting']} | {r['median_latency_ms']:.3f} | {r['s_per_arch_uncached']:.2f} "
+            f"| {r['s_per_arch_cached']:.2f} | {r['export_s_per_arch']:.2f} "
+            f"| {r['median_rel_diff']:.3f} | {r['spearman']:.3f} | {r['noisy_share']:.2f} "
+            f"| {naive} | {r['loadavg_sessions'][0]:.1f}/{r['loadavg_sessions'][1]:.1f} |"
+        )
+    lines += [
+        "",
+        "s/arch: wall-clock seconds per architecture of a whole measure() call (export, fresh "
+        "worker processes, re-measuring). Exports are keyed by batch and precision, not threads, "
+        "so the 2-thread rows find them cached already; the first row also pays the torch "
+        "import. Torch has no export step. Load 1/2: 1-minute load average when each session "
+        "of that setting started (2 cores). Rel. diff: median over "
+        "architectures of |session 1 - session 2| / mean. Naive: one process, one warm-up, no "
+        "re-measuring (baseline, fp32 batch 1 only). int8: " + p["int8"] + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""``fleetnas agent serve`` refuses to expose itself by accident."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleetnas.cli.agent import is_loopback
+from fleetnas.cli.main import main
+
+
+def test_loopback_detection() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+    assert not is_loopback("example.org")
+
+
+def test_non_loopback_host_needs_allow_remote(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["agent", "serve", "--host", "0.0.0.0", "--token", "t0k"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to bind '0.0.0.0'" in err and "--allow-remote" in err
+
+
+def test_bad_setting_is_refused_before_serving(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["agent", "serve", "--token", "t0k", "--precision", "fp8"]) == 2
+    assert "precision 'fp8'" in capsys.readouterr().err
