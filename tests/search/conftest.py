@@ -47,25 +47,19 @@ def flops_problem(nb201: SearchSpace) -> Problem:
 
 @pytest.fixture(scope="session")
 def nats_help(nb201: SearchSpace, data_dir: Path) -> Problem:
-    """NB201 with NATS-Bench CIFAR-10 accuracies (%), HELP pixel3 latencies (ms) and, as a
-    second cost, HELP raspi4 latencies standing in for energy."""
-    import pandas as pd
-    import torch
+    """NB201 with exact NATS-Bench CIFAR-10 accuracies (%), HELP pixel3 latencies (ms) and, as a
+    second cost, HELP raspi4 latencies standing in for energy (all :class:`TableLookup`)."""
+    from fleetnas.data.help import read_archs, read_latencies
+    from fleetnas.data.nats import read_nats
+    from fleetnas.predict import TableLookup
 
-    from fleetnas.spaces.nb201 import NB201Index
-
-    csv = data_dir / "nats" / "nats_bench.csv"
-    index = NB201Index.from_file(csv)
-    acc = pd.read_csv(csv)["CIFAR10TestAccuracy200Epochs"].to_numpy(dtype=float)
-
-    def table(device: str) -> np.ndarray:
-        p = data_dir / "help" / "nasbench201" / "latency" / f"{device}.pt"
-        return np.asarray(torch.load(p, map_location="cpu", weights_only=False), dtype=float)
-
-    lat, other = table("pixel3"), table("raspi4")
-    return Problem(
-        nb201,
-        lambda a: acc[index.index_of(a)],
-        lambda a: lat[index.index_of(a)],
-        lambda a: other[index.index_of(a)],
+    space, help_archs = read_archs(data_dir, "nb201")
+    frame = read_nats(data_dir)
+    acc = TableLookup(space).fit(
+        space.parse_many(frame["architecture"].tolist()), frame["accuracy_cifar10"].to_numpy()
     )
+    lat, other = (
+        TableLookup(space).fit(help_archs, read_latencies(data_dir, "nb201", dev))
+        for dev in ("pixel3", "raspi4")
+    )
+    return Problem(space, acc.predict, lat.predict, other.predict)

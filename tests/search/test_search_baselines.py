@@ -51,3 +51,43 @@ def test_ofa_evolution_respects_budget_granularity_and_seed():
     assert np.array_equal(again.best, r.best)
     with pytest.raises(InputError, match="too tight"):
         ofa_evolution(space, acc, lat, 1.0, OFAEvolutionConfig(max_rejections=50), seed=0)
+
+
+def test_batched_search_beats_random_on_ofa_with_the_released_predictors(data_dir):
+    from fleetnas.predict import OFAAccuracyPredictor, OFALatencyLUT
+    from fleetnas.search import (
+        ConstrainedObjective,
+        EvolutionConfig,
+        Normalization,
+        evolve,
+        random_search,
+    )
+
+    acc = OFAAccuracyPredictor.from_data(data_dir)
+    lat = OFALatencyLUT.from_data(data_dir)
+    space = acc.space
+    allowed = {"r": RES}
+    norm = Normalization.fit(space, acc.predict, lat.predict, n=1024)
+    mk = lambda: ConstrainedObjective(acc.predict, lat.predict, norm=norm, latency_budget=25.0)  # noqa: E731
+    cfg = EvolutionConfig(
+        population=50, children=200, generations=10**6, mutation_prob=0.1, max_evaluations=3000
+    )
+    ours = evolve(space, mk(), cfg, seed=0, allowed=allowed)
+    rnd = random_search(space, mk(), n=3000, seed=0, allowed=allowed)
+    base = ofa_evolution(
+        space,
+        acc.predict,
+        lat.predict,
+        25.0,
+        OFAEvolutionConfig(max_time_budget=5),
+        seed=0,
+        allowed=allowed,
+    )
+    for r in (ours, rnd, base):
+        assert r.feasible and lat.predict(r.best[None])[0] <= 25.0
+        assert acc.predict(r.best[None])[0] == pytest.approx(r.metrics["accuracy"], abs=1e-6)
+    assert ours.evaluations == 3000
+    assert ours.metrics["accuracy"] > rnd.metrics["accuracy"]
+    assert ours.metrics["accuracy"] > 0.80
+    assert np.all(np.diff(ours.front_metrics.latency) > 0)
+    assert ours.front_metrics.latency.max() <= 25.0
