@@ -83,8 +83,13 @@ def test_proxy_objectives_match_equations_6_and_7():
         ProxyObjective(one, one, one, norm=norm, t=(0.7, 0.6))
     with pytest.raises(InputError, match="non-negative"):
         WeightedObjective(one, one, norm=norm, lam=(0.0, -1.0))
-    with pytest.raises(InputError, match="needs a latency"):
+    with pytest.raises(InputError, match="needs the latency"):
         ProxyObjective(one, None, norm=norm, t=0.3)
+    no_energy_scale = Normalization(Scale(70, 90), Scale(10, 30))
+    w0 = WeightedObjective(one, one, one, norm=no_energy_scale, lam=(0.0, 1.0))
+    assert w0.needs == ("accuracy", "latency", "energy")  # evaluated for reporting only
+    with pytest.raises(InputError, match="no energy scale"):
+        WeightedObjective(one, one, one, norm=no_energy_scale, lam=(0.5, 1.0))
 
 
 def test_t_and_lambda_give_the_same_argmin(flops_problem):

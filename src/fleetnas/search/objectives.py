@@ -246,7 +246,7 @@ class Objective:
     def __post_init__(self) -> None:
         for name in self.needs:
             if getattr(self, name) is None:
-                raise InputError(f"{type(self).__name__} needs a {name} function")
+                raise InputError(f"{type(self).__name__} needs the {name} function")
         if "energy" in self.needs and self.norm.energy is None and self._uses_energy_scale():
             raise InputError(
                 f"{type(self).__name__} uses energy but the normalization has no energy scale"
@@ -396,6 +396,9 @@ class WeightedObjective(Objective):
             needs.append("energy")
         self.needs = tuple(needs)
         super().__post_init__()
+
+    def _uses_energy_scale(self) -> bool:
+        return self.lam[0] > 0
 
     def score_metrics(self, m: Metrics) -> np.ndarray:
         s = -self.acc_n(m)
