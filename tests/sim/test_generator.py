@@ -62,8 +62,8 @@ def test_desktop_gpus_come_at_three_batch_sizes() -> None:
 
 
 def test_npu_dislikes_depthwise() -> None:
-    dw = Layer("dwconv", 96, 96, 28, 28, kernel=3, groups=96)
-    pw = Layer("pwconv", 96, 96, 28, 28)
+    dw = Layer("dwconv", 256, 256, 56, 56, kernel=3, groups=256)
+    pw = Layer("pwconv", 256, 256, 56, 56)
     space = _PairSpace(dw, pw)
     archs = np.array([[0], [1]])
 
@@ -72,9 +72,10 @@ def test_npu_dislikes_depthwise() -> None:
         lat = latency_matrix([d.model for d in fleet], space, archs)
         return lat[:, 0] / lat[:, 1]
 
-    # a depthwise conv has 1/96 of the pointwise FLOPs; on an NPU it is still slower
-    assert np.median(ratio("npu")) > 1.0
-    assert np.median(ratio("npu")) > 3 * np.median(ratio("mobile_cpu"))
+    # a depthwise conv has 9/256 of the pointwise FLOPs; on an NPU it costs about as much
+    npu, cpu = np.median(ratio("npu")), np.median(ratio("mobile_cpu"))
+    assert npu > 0.5
+    assert npu > 10 * cpu
 
 
 def test_rankings_flip_between_families(nb201, nb201_archs) -> None:

@@ -34,15 +34,26 @@ def _layer_ms(m: DeviceModel, layer: Layer) -> tuple[float, float]:
     moved = (b * layer.activation_elems + layer.params) * m.bytes_per_elem
     t_m = moved / (m.mem_bandwidth_gbs * m.eff_mem * 1e9) * 1e3
     roof = (t_c**ROOFLINE_P + t_m**ROOFLINE_P) ** (1 / ROOFLINE_P)
+    ovh = m.overhead_us * 1e-3
+    t = ovh + roof - m.overlap * min(ovh, roof)
+    if layer.kind in ("conv", "dwconv", "pwconv"):
+        extra = 2 * b * out * m.bytes_per_elem
+        t_pass = extra / (m.mem_bandwidth_gbs * m.eff_mem * 1e9) * 1e3
+        t += m.unfused_ops * (ovh + t_pass - m.overlap * min(ovh, t_pass))
+        moved += m.unfused_ops * extra
     dyn = (flops * m.energy_pj_per_flop + moved * m.energy_pj_per_byte) * 1e-9
-    return m.overhead_us * 1e-3 + roof, dyn
+    return t, dyn
 
 
 @pytest.mark.parametrize("space_name", ["nb201", "fbnet", "ofa_mbv3"])
 def test_matrix_matches_layer_by_layer_sum(space_name: str) -> None:
     space = get_space(space_name)
     archs = space.sample(6, rng=3)
-    models = [_gpu(), _gpu(batch_size=32, precision="fp16"), _gpu(family="npu", eff_dwconv=0.01)]
+    models = [
+        _gpu(unfused_ops=2.0, overlap=0.9),
+        _gpu(batch_size=32, precision="fp16", unfused_ops=0.3, overlap=0.4),
+        _gpu(family="npu", eff_dwconv=0.01),
+    ]
     lat = latency_matrix(models, space, archs)
     en = energy_matrix(models, space, archs)
     assert lat.shape == en.shape == (3, 6)
@@ -65,6 +76,17 @@ def test_roofline_limits_and_overheads(nb201, nb201_archs) -> None:
     n_layers = table.totals()["layers"]
     more = latency_matrix(base.with_(overhead_us=120.0), nb201, nb201_archs)[0]
     np.testing.assert_allclose(more - lat, n_layers * 0.1, rtol=1e-9)
+
+
+def test_overlap_hides_overhead_behind_work(nb201, nb201_archs) -> None:
+    sync = _gpu(overhead_us=40.0)
+    lat_sync = latency_matrix(sync, nb201, nb201_archs)[0]
+    lat_async = latency_matrix(sync.with_(overlap=1.0), nb201, nb201_archs)[0]
+    no_ovh = latency_matrix(sync.with_(overhead_us=1e-9), nb201, nb201_archs)[0]
+    assert np.all(lat_async < lat_sync)
+    assert np.all(lat_async >= no_ovh - 1e-12)
+    n_layers = layer_table(nb201, nb201_archs).totals()["layers"]
+    assert np.all(lat_async >= sync.fixed_ms + n_layers * 0.04 - 1e-9)
 
 
 def test_large_batch_amortizes_small_layers(nb201, nb201_archs) -> None:

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from fleetnas.sim.calibrate import FitReport, calibrate, fit_report
+from fleetnas.sim.calibrate import FitReport, calibrate, fit_report, prior_model
 from fleetnas.sim.features import LayerTable, layer_table
 from fleetnas.sim.generator import (
     DEFAULT_MIX,
@@ -52,6 +52,7 @@ __all__ = [
     "layer_costs",
     "layer_table",
     "model_from_device",
+    "prior_model",
     "sample_model",
     "simulate_table",
 ]

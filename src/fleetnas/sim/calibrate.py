@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 from scipy.optimize import least_squares
 from scipy.stats import spearmanr
+from threadpoolctl import threadpool_limits
 
 from fleetnas.errors import InputError
 from fleetnas.sim.features import LayerTable, layer_table
 from fleetnas.sim.generator import FAMILY_PRIORS, PRECISION_SPEEDUP, sample_model
-from fleetnas.sim.model import FIT_PARAMS, DeviceModel
+from fleetnas.sim.model import FIT_PARAMS, DeviceModel, ModelArrays
 from fleetnas.sim.simulate import simulate_table
-from fleetnas.spaces import SearchSpace
+from fleetnas.spaces import LAYER_KINDS, SearchSpace
 
 #: Weight of the prior residuals relative to the data's mean squared log error.
 PRIOR_WEIGHT = 1e-3
@@ -39,6 +40,8 @@ _LOG_BOUNDS.update(
     overhead_us=(np.log(1e-3), np.log(1e5)),
     knee=(np.log(1e-2), np.log(1e8)),
     fixed_ms=(np.log(1e-5), np.log(1e4)),
+    unfused_ops=(np.log(1e-4), np.log(4.0)),
+    overlap=(np.log(1e-4), np.log(1.0)),
 )
 
 
@@ -82,6 +85,47 @@ def _prior(family: str, precision: str, names: Sequence[str]) -> tuple[np.ndarra
     return (a + b) / 2, np.maximum((b - a) / 2, 0.5)
 
 
+#: Forward-difference step of the Jacobian (log space).
+_STEP = 1e-5
+
+_ARRAY_OF = {
+    "peak_gflops": "peak",
+    "knee": "knee",
+    "fixed_ms": "fixed_ms",
+    "unfused_ops": "unfused",
+    "overlap": "overlap",
+}
+
+
+def _theta_predictor(base: DeviceModel, names: Sequence[str], table: LayerTable):
+    """``k x P`` log-parameter rows -> ``k x n`` latencies on ``table``, one batched pricing
+    (the objective and all Jacobian columns of one least-squares step in one call)."""
+    arrays = ModelArrays.of(base)
+    index = {p: j for j, p in enumerate(names)}
+    kinds = {f"eff_{k}": i for i, k in enumerate(LAYER_KINDS)}
+
+    def run(thetas: np.ndarray) -> np.ndarray:
+        k = len(thetas)
+        vals = np.exp(thetas)
+        cols = {f: np.repeat(v, k, axis=0) for f, v in vars(arrays).items()}
+
+        def get(p: str) -> np.ndarray:
+            return vals[:, index[p]] if p in index else np.full(k, float(getattr(base, p)))
+
+        for p, field_name in _ARRAY_OF.items():
+            if p in index:
+                cols[field_name] = vals[:, index[p]]
+        cols["overhead_ms"] = get("overhead_us") * 1e-3
+        cols["bandwidth"] = get("mem_bandwidth_gbs") * get("eff_mem")
+        for p, i in kinds.items():
+            if p in index:
+                cols["eff"][:, i] = vals[:, index[p]]
+        lat = simulate_table(ModelArrays(**cols), table, energy=False)[0]
+        return np.maximum(lat, 1e-12)
+
+    return run
+
+
 def _with_params(base: DeviceModel, names: Sequence[str], theta: np.ndarray) -> DeviceModel:
     return base.with_(**{p: float(np.exp(t)) for p, t in zip(names, theta, strict=True)})
 
@@ -118,6 +162,39 @@ def _consistent_specs(model: DeviceModel, specs: dict[str, Any]) -> DeviceModel:
     cores = int(specs.get("cores") or max(1, round(model.peak_gflops / per_core)))
     memory = float(specs.get("memory_gb") or mid["memory_gb"])
     return model.with_(cores=cores, clock_ghz=clock, memory_gb=memory)
+
+
+def prior_model(
+    family: str,
+    specs: dict[str, Any] | None = None,
+    batch_size: int = 1,
+    precision: str = "fp32",
+) -> DeviceModel:
+    """The uncalibrated model of a ``family`` device: every fitted parameter at the centre of
+    the family's range, ``peak_gflops``/``mem_bandwidth_gbs`` (and the descriptive specs) from
+    ``specs`` where given. The starting point of :func:`calibrate`, and a spec-only guess."""
+    if family not in FAMILY_PRIORS:
+        raise InputError(
+            f"no prior for device family {family!r}; expected one of {', '.join(FAMILY_PRIORS)}"
+        )
+    specs = dict(specs or {})
+    fixed = {k: float(specs[k]) for k in ("peak_gflops", "mem_bandwidth_gbs") if specs.get(k)}
+    names = [p for p in FIT_PARAMS if p not in fixed]
+    centre, _ = _prior(family, precision, names)
+    pri = FAMILY_PRIORS[family]
+    energy = {
+        k: float(np.sqrt(pri[k][0] * pri[k][1]))
+        for k in ("static_power_w", "energy_pj_per_flop", "energy_pj_per_byte")
+    }
+    model = DeviceModel(
+        family=family,
+        batch_size=int(batch_size),
+        precision=precision,
+        **fixed,
+        **energy,
+        **{p: float(np.exp(c)) for p, c in zip(names, centre, strict=True)},
+    )
+    return _consistent_specs(model, specs)
 
 
 def calibrate(
@@ -186,28 +263,38 @@ def calibrate(
     n_starts = 0
     for fam in families:
         centre, width = _prior(fam, precision, names)
+        base = prior_model(fam, specs, batch_size, precision)
         draws = [
             sample_model(fam, rng, batch_size=batch_size, precision=precision, **fixed)
-            for _ in range(max(restarts, 1))
+            for _ in range(max(restarts, 1) - 1)
         ]
-        base = draws[0]
 
-        def residuals(theta: np.ndarray, base=base, centre=centre, width=width) -> np.ndarray:
-            pred = predict(_with_params(base, names, theta), table)
-            data = (np.log(np.maximum(pred, 1e-12)) - log_y) * scale
-            return np.concatenate([data, np.sqrt(PRIOR_WEIGHT) * (theta - centre) / width])
+        predict_many = _theta_predictor(base, names, table)
+        prior_w = np.sqrt(PRIOR_WEIGHT) / width
 
-        starts = [centre] + [np.log([getattr(d, p) for p in names]) for d in draws[1:]]
+        def residuals(theta: np.ndarray, f=predict_many, c=centre, w=prior_w) -> np.ndarray:
+            pred = f(theta[None, :])[0]
+            return np.concatenate([(np.log(pred) - log_y) * scale, w * (theta - c)])
+
+        def jacobian(theta: np.ndarray, f=predict_many, w=prior_w) -> np.ndarray:
+            step = np.where(theta + _STEP > ub, -_STEP, _STEP)
+            logs = np.log(f(np.vstack([theta, theta + np.diag(step)])))
+            data = (logs[1:] - logs[0]).T / step * scale
+            return np.vstack([data, np.diag(w)])
+
+        starts = [centre] + [np.log([getattr(d, p) for p in names]) for d in draws]
         for x0 in starts:
             n_starts += 1
-            sol = least_squares(
-                residuals,
-                np.clip(x0, lb + 1e-9, ub - 1e-9),
-                bounds=(lb, ub),
-                loss="soft_l1",
-                f_scale=ROBUST_SCALE * scale,
-                max_nfev=200,
-            )
+            with threadpool_limits(1):
+                sol = least_squares(
+                    residuals,
+                    np.clip(x0, lb + 1e-9, ub - 1e-9),
+                    jac=jacobian,
+                    bounds=(lb, ub),
+                    loss="soft_l1",
+                    f_scale=ROBUST_SCALE * scale,
+                    max_nfev=200,
+                )
             if best is None or sol.cost < best[0]:
                 best = (float(sol.cost), _with_params(base, names, sol.x))
     assert best is not None

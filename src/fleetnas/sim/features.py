@@ -134,3 +134,9 @@ def layer_table(space: SearchSpace, archs: np.ndarray) -> LayerTable:
         if feat is None:
             feat = _featurizers[key] = _SpaceFeaturizer(space)
     return feat.table(archs)
+
+
+def clear_layer_tables() -> None:
+    """Forget every memoized layer table (frees memory; the next call featurizes again)."""
+    with _lock:
+        _featurizers.clear()

@@ -4,13 +4,20 @@ A layer of kind ``k`` run at batch ``b`` on device ``d`` takes (milliseconds)::
 
     t_compute = b * flops / (peak * eff[k] * util),   util = b*out / (b*out + knee)
     t_memory  = (b * activation_elems + weight_elems) * bytes_per_elem / (bandwidth * eff_mem)
-    t_layer   = overhead + (t_compute**P + t_memory**P) ** (1/P)          (smooth roofline)
+    roof      = (t_compute**P + t_memory**P) ** (1/P)                    (smooth roofline)
+    t_layer   = overhead + roof - overlap * min(overhead, roof)
 
-and a network takes ``fixed + sum(t_layer)`` over its layers (branches of a cell run one after
-another, as they do on edge runtimes). ``util`` is the fraction of the device's parallel lanes a
-layer can fill: small feature maps (few output elements) leave most of a GPU idle while a
-microcontroller is always full. Energy (millijoules) is dynamic energy per FLOP and per byte moved
-plus static power times latency.
+``util`` is the fraction of the device's parallel lanes a layer can fill: small feature maps
+(few output elements) leave most of a GPU idle while a microcontroller is always full.
+``overlap`` is how much of the per-layer dispatch overhead hides behind the device's work
+(asynchronous launches: near 1 on GPUs, where a small layer costs ``max(overhead, roof)``; near
+0 on CPUs, where they add up). Each convolution is followed by ``unfused_ops`` elementwise
+passes over its output (batch norm, activation) that the runtime leaves unfused, each priced like
+a layer with a read and a write of the output: about 2 for eager PyTorch, near 0 for TFLite or
+TensorRT (the spaces' layer lists assume full fusion, so this is where the runtime shows).
+A network takes ``fixed + sum(t_layer)`` over its layers (branches of a cell run one after
+another, as they do on edge runtimes). Energy (millijoules) is dynamic energy per FLOP and per
+byte moved plus static power times latency.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ FIT_PARAMS = (
     "overhead_us",
     "knee",
     "fixed_ms",
+    "unfused_ops",
+    "overlap",
     "eff_conv",
     "eff_dwconv",
     "eff_pwconv",
@@ -70,6 +79,8 @@ class DeviceModel:
 
     Throughputs are at ``precision``; ``eff_<kind>`` is the fraction of ``peak_gflops`` that a
     layer class reaches when the device is fully utilized (a DSP/NPU has a tiny ``eff_dwconv``).
+    ``unfused_ops`` counts elementwise passes per convolution left unfused by the runtime and
+    ``overlap`` (0..1) the share of the per-layer overhead hidden behind the device's work.
     ``eff_mem`` is the fraction of the DRAM bandwidth a layer sees (above 1 when its tensors
     stay in cache). ``cores``, ``clock_ghz`` and ``memory_gb`` are descriptive specs kept
     consistent with the pricing parameters by the generator
@@ -82,6 +93,8 @@ class DeviceModel:
     overhead_us: float
     knee: float
     fixed_ms: float = 0.0
+    unfused_ops: float = 0.0
+    overlap: float = 0.0
     eff_conv: float = 0.6
     eff_dwconv: float = 0.3
     eff_pwconv: float = 0.6
@@ -108,7 +121,9 @@ class DeviceModel:
             raise InputError(f"device model batch_size must be >= 1, got {self.batch_size}")
         for name in (*FIT_PARAMS, "static_power_w", "energy_pj_per_flop", "energy_pj_per_byte"):
             v = getattr(self, name)
-            ok = v >= 0 if name == "fixed_ms" else v > 0
+            ok = v >= 0 if name in ("fixed_ms", "unfused_ops", "overlap") else v > 0
+            if name == "overlap":
+                ok = ok and v <= 1
             if not (ok and math.isfinite(v)):
                 raise InputError(f"device model parameter {name} must be positive, got {v!r}")
 
@@ -211,6 +226,8 @@ class ModelArrays:
     overhead_ms: np.ndarray
     knee: np.ndarray
     fixed_ms: np.ndarray
+    unfused: np.ndarray
+    overlap: np.ndarray
     eff: np.ndarray
     batch: np.ndarray
     bytes_per_elem: np.ndarray
@@ -231,6 +248,8 @@ class ModelArrays:
             overhead_ms=col("overhead_us") * 1e-3,
             knee=col("knee"),
             fixed_ms=col("fixed_ms"),
+            unfused=col("unfused_ops"),
+            overlap=col("overlap"),
             eff=np.array([m.efficiencies for m in ms], dtype=float).reshape(len(ms), 6),
             batch=col("batch_size"),
             bytes_per_elem=np.array([m.bytes_per_elem for m in ms], dtype=float),

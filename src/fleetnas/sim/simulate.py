@@ -16,10 +16,12 @@ import numpy as np
 from fleetnas.devices import Device
 from fleetnas.sim.features import LayerTable, layer_table
 from fleetnas.sim.model import ROOFLINE_P, DeviceModel, ModelArrays
-from fleetnas.spaces import SearchSpace
+from fleetnas.spaces import LAYER_KINDS, SearchSpace
 
 #: Method name written with every simulated value.
 METHOD = "sim:analytic-v1"
+
+_CONV_KINDS = [LAYER_KINDS.index(k) for k in ("conv", "dwconv", "pwconv")]
 
 Models = DeviceModel | Sequence[DeviceModel] | ModelArrays
 
@@ -43,7 +45,15 @@ def layer_costs(models: Models, table: LayerTable) -> tuple[np.ndarray, np.ndarr
     hi = np.maximum(t_comp, t_mem)
     lo = np.minimum(t_comp, t_mem)
     ratio = np.divide(lo, hi, out=np.zeros_like(hi), where=hi > 0)
-    time = p.overhead_ms[:, None] + hi * (1.0 + ratio**ROOFLINE_P) ** (1.0 / ROOFLINE_P)
+    ovh = p.overhead_ms[:, None]
+    hide = p.overlap[:, None]
+    roof = hi * (1.0 + ratio**ROOFLINE_P) ** (1.0 / ROOFLINE_P)
+    time = ovh + roof - hide * np.minimum(ovh, roof)
+    passes = p.unfused[:, None] * np.isin(table.kind, _CONV_KINDS)[None, :]
+    pass_bytes = 2.0 * b * table.out_elems[None, :] * p.bytes_per_elem[:, None]
+    t_pass = pass_bytes / p.bandwidth[:, None] * 1e-6
+    time = time + passes * (ovh + t_pass - hide * np.minimum(ovh, t_pass))
+    moved = moved + passes * pass_bytes
     energy = (work * p.pj_flop[:, None] + moved * p.pj_byte[:, None]) * 1e-9
     return time, energy
 
