@@ -10,6 +10,7 @@ Sections (all run by default; ``--only`` picks some):
   per-(edge, op) lookup table (linear least squares on the one-hot encoding, fitted on the same
   cells: the additive model a LUT gives).
 - ``fbnet``: the same on HELP's 27 FBNet settings (5,000 sampled designs, depthwise layers).
+- ``ofa``: the same on HELP's 12 OFA-MobileNetV3 GPU settings (5,000 subnets).
 - ``fleet``: pairwise Spearman between devices over all 15,625 NB201 cells: the 27 real HELP
   settings (351 pairs), a synthetic fleet of ``--fleet`` devices from the default family mix,
   a fleet of the same size drawn around the 27 calibrated models, and the calibrated models
@@ -262,7 +263,11 @@ def markdown(res: dict[str, Any]) -> str:
     lines = ["# Simulator calibration and synthetic fleets (issue 3)", ""]
     lines.append(f"Environment: {res['environment']['cpu']}, {res['environment']['cpus']} CPUs.")
     lines.append("")
-    for key, title in (("calibration", "HELP NAS-Bench-201"), ("fbnet", "HELP FBNet")):
+    for key, title in (
+        ("calibration", "HELP NAS-Bench-201"),
+        ("fbnet", "HELP FBNet"),
+        ("ofa", "HELP OFA-MobileNetV3"),
+    ):
         if key not in res:
             continue
         sec = res[key]
@@ -336,9 +341,9 @@ def markdown(res: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", nargs="*", choices=("calibration", "fbnet", "fleet", "speed"))
+    ap.add_argument("--only", nargs="*", choices=("calibration", "fbnet", "ofa", "fleet", "speed"))
     ap.add_argument("--fit", type=int, default=3000, help="NB201 designs per calibration fit")
-    ap.add_argument("--fit-fbnet", type=int, default=2000, help="FBNet designs per fit")
+    ap.add_argument("--fit-5k", type=int, default=2000, help="FBNet/OFA designs per fit")
     ap.add_argument("--restarts", type=int, default=3)
     ap.add_argument("--fleet", type=int, default=1000, help="synthetic fleet size")
     ap.add_argument("--speed-devices", type=int, default=10_000)
@@ -347,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     if not os.environ.get("FLEETNAS_DATA_DIR"):
         print("set FLEETNAS_DATA_DIR to the public data folder (../shared/data)", file=sys.stderr)
         return 2
-    only = set(args.only or ("calibration", "fbnet", "fleet", "speed"))
+    only = set(args.only or ("calibration", "fbnet", "ofa", "fleet", "speed"))
     res: dict[str, Any] = {"environment": environment(), "args": vars(args)}
     t0 = time.perf_counter()
     if "calibration" in only or "fleet" in only:
@@ -355,7 +360,10 @@ def main(argv: list[str] | None = None) -> int:
         res["calibration"] = calibrate_space("nb201", args.fit, args.restarts, args.seed)
     if "fbnet" in only:
         print("calibration: HELP FBNet", flush=True)
-        res["fbnet"] = calibrate_space("fbnet", args.fit_fbnet, args.restarts, args.seed)
+        res["fbnet"] = calibrate_space("fbnet", args.fit_5k, args.restarts, args.seed)
+    if "ofa" in only:
+        print("calibration: HELP OFA-MobileNetV3", flush=True)
+        res["ofa"] = calibrate_space("ofa_mbv3", args.fit_5k, args.restarts, args.seed)
     if "fleet" in only:
         print("fleet: pairwise Spearman", flush=True)
         res["fleet"] = fleet_section(args.fleet, args.seed, res["calibration"]["models"])
