@@ -138,8 +138,14 @@ def test_random_search_counts_distinct_designs(flops_problem):
     r = random_search(p.space, obj, n=2500, batch_size=1000, seed=0)
     assert r.evaluations == 2500 and 3 <= len(r.history) <= 8
     assert r.feasible and r.metrics["latency"] <= budget
-    tiny = random_search(p.space, obj, n=20_000, batch_size=5000, seed=0)
-    assert tiny.evaluations == 15_625  # the space is exhausted, no design twice
+    whole = random_search(p.space, obj, n=20_000, batch_size=5000, seed=0)
+    assert whole.evaluations == 15_625  # a random permutation of the space, no design twice
+    assert whole.score == pytest.approx(obj.score_metrics(obj.evaluate(p.space.enumerate())).min())
+    ofa = get_space("ofa_mbv3")
+    fixed = {f"ks_{i}": [3] for i in range(5, 20)} | {f"e_{i}": [3] for i in range(20)}
+    dom = Domain(ofa, fixed | {f"d_{s}": [2] for s in range(5)} | {"r": [224]})
+    small = dom.enumerate()  # 3^5 index vectors; layers 2 and 3 are inactive at depth 2
+    assert dom.size == 3**5 and len(small) == 3**3 and dom.contains(small).all()
 
 
 def test_search_never_stalls_on_a_small_space(flops_problem):

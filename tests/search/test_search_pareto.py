@@ -81,3 +81,16 @@ def test_best_under_budgets_matches_masking():
         assert acc[g] == best and lat[g] <= b
         assert lat[g] == lat[ok & (acc == best)].min()  # ties: the fastest
     assert best_under_budgets(acc, lat, 50.0).shape == ()
+
+
+def test_budget_index_answers_repeated_queries_like_the_one_shot_form():
+    from fleetnas.search.pareto import BudgetIndex
+
+    rng = np.random.default_rng(5)
+    acc = rng.normal(size=500)
+    lat = rng.uniform(0, 10, 500)
+    idx = BudgetIndex(acc, lat)
+    b = rng.uniform(-1, 11, (4, 7))
+    assert np.array_equal(idx.query(b), best_under_budgets(acc, lat, b))
+    assert idx.query(b).shape == (4, 7)
+    assert BudgetIndex(np.array([np.nan]), np.array([1.0])).query([5.0]).tolist() == [-1]

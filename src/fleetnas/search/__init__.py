@@ -24,11 +24,12 @@ from fleetnas.search.objectives import (
     t_to_lambda,
     weighted_objective_torch,
 )
-from fleetnas.search.pareto import best_under_budgets, pareto_front, pareto_mask
+from fleetnas.search.pareto import BudgetIndex, best_under_budgets, pareto_front, pareto_mask
 from fleetnas.search.results import HistoryPoint, SearchResult
 
 __all__ = [
     "INFEASIBLE_OFFSET",
+    "BudgetIndex",
     "ConstrainedObjective",
     "Domain",
     "EvolutionConfig",

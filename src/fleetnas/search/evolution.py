@@ -30,7 +30,7 @@ from fleetnas.errors import InputError, unknown
 from fleetnas.search.objectives import Metrics, Objective
 from fleetnas.search.pareto import pareto_front
 from fleetnas.search.results import HistoryPoint, SearchResult
-from fleetnas.spaces.base import SearchSpace
+from fleetnas.spaces.base import MAX_ENUMERABLE, SearchSpace
 
 #: ``on_generation(point) -> stop?``: called after every generation / batch.
 Callback = Callable[[HistoryPoint], bool | None]
@@ -149,6 +149,26 @@ class Domain:
             return self.space.sample(n, rng)
         p = (rng.random((n, len(self.k))) * self.k[None, :]).astype(np.int64)
         return self.space.canonicalize(self.table[self.cols[None, :], p])
+
+    @property
+    def size(self) -> int:
+        """Number of index vectors in the domain (before canonicalization)."""
+        return int(np.prod(self.k.astype(object)))
+
+    def enumerate(self) -> np.ndarray:
+        """All distinct canonical designs of the domain (``m x D``); only for small domains."""
+        if self.size > MAX_ENUMERABLE:
+            raise InputError(
+                f"the domain of space {self.space.name!r} has {self.size:.3g} designs; "
+                f"enumerate() is limited to {MAX_ENUMERABLE:,}"
+            )
+        flat = np.zeros((1, 0), dtype=np.int64)
+        for j, k in enumerate(self.k):
+            vals = self.table[j, :k]
+            flat = np.concatenate(
+                [np.repeat(flat, k, axis=0), np.tile(vals, len(flat))[:, None]], axis=1
+            )
+        return np.unique(self.space.canonicalize(flat), axis=0)
 
     def contains(self, archs: np.ndarray) -> np.ndarray:
         """``n`` bool: rows whose every decision is allowed."""
@@ -471,13 +491,23 @@ def random_search(
     dom = Domain(space, allowed)
     archive = _Archive(space)
     track = _Tracker(objective, on_batch)
-    k = 0
+    # a domain not much larger than n is drawn as a random permutation (without replacement)
+    pool = dom.enumerate() if dom.size <= max(4 * n, 10_000) else None
+    if pool is not None:
+        pool = pool[rng.permutation(len(pool))]
+    k = cursor = 0
     tries = 0
     while track.evaluations < n:
         if time_budget_s is not None and time.perf_counter() - track.t0 >= time_budget_s:
             break
         want = min(batch_size, n - track.evaluations)
-        new = archive.fresh(dom.sample(want, rng))
+        if pool is not None:
+            if cursor >= len(pool):
+                break
+            new = archive.fresh(pool[cursor : cursor + want])
+            cursor += want
+        else:
+            new = archive.fresh(dom.sample(want, rng))
         tries = tries + 1 if len(new) == 0 else 0
         if tries > 20:  # the space is exhausted
             break

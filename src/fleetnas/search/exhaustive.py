@@ -25,7 +25,7 @@ from fleetnas.search.objectives import (
     check_t,
     check_t_pair,
 )
-from fleetnas.search.pareto import best_under_budgets, pareto_front
+from fleetnas.search.pareto import BudgetIndex, pareto_front
 from fleetnas.search.results import SearchResult
 from fleetnas.spaces.base import SearchSpace
 
@@ -69,6 +69,7 @@ class ExhaustiveSolver:
         self.front2 = pareto_front(acc, lat)
         #: indices of the accuracy/latency/energy front (``front2`` when there is no energy)
         self.front3 = self.front2 if e is None else pareto_front(acc, lat, e)
+        self._budgets = BudgetIndex(acc, lat)
 
     @classmethod
     def from_space(
@@ -135,7 +136,7 @@ class ExhaustiveSolver:
         order; with energy budgets each ``(L, E)`` pair is checked on the 3-metric front."""
         lb = np.asarray(latency_budget, dtype=float)
         if energy_budget is None:
-            return best_under_budgets(self.metrics.accuracy, self.metrics.latency, lb)
+            return self._budgets.query(lb)
         self._need_energy()
         lb, eb = np.broadcast_arrays(lb, np.asarray(energy_budget, dtype=float))
         f = self.front3

@@ -128,32 +128,43 @@ def pareto_mask(
     return mask
 
 
+class BudgetIndex:
+    """Exact constrained optimum (eqs. 1-2) for any number of latency budgets.
+
+    Built once in ``O(n log n)`` (sort by latency, prefix maxima of accuracy); each query of
+    ``m`` budgets then costs ``O(m log n)``. A query returns, per budget, the index of the most
+    accurate design with ``latency <= budget`` (ties: lower latency, then lower index), or
+    ``-1`` where none fits. NaN rows are ignored.
+    """
+
+    def __init__(self, accuracy: np.ndarray, latency: np.ndarray) -> None:
+        a = np.asarray(accuracy, dtype=float).reshape(-1)
+        lat = np.asarray(latency, dtype=float).reshape(-1)
+        if a.shape != lat.shape:
+            raise InputError(f"accuracy and latency differ in length: {a.shape[0]}, {lat.shape[0]}")
+        cand = np.flatnonzero(np.isfinite(a) & np.isfinite(lat))
+        order = cand[np.lexsort((cand, -a[cand], lat[cand]))]
+        acc_sorted = a[order]
+        new_best = np.ones(len(order), dtype=bool)
+        if len(order) > 1:
+            new_best[1:] = acc_sorted[1:] > np.maximum.accumulate(acc_sorted)[:-1]
+        pos = np.maximum.accumulate(np.where(new_best, np.arange(len(order)), 0))
+        self._lat = lat[order]
+        self._best = order[pos] if len(order) else np.zeros(0, dtype=np.int64)
+
+    def query(self, budgets: np.ndarray | float) -> np.ndarray:
+        b = np.asarray(budgets, dtype=float)
+        if len(self._lat) == 0:
+            return np.full(b.shape, -1, dtype=np.int64)
+        k = np.searchsorted(self._lat, b.reshape(-1), side="right") - 1
+        out = np.where(k >= 0, self._best[np.maximum(k, 0)], -1)
+        return out.reshape(b.shape).astype(np.int64)
+
+
 def best_under_budgets(
     accuracy: np.ndarray,
     latency: np.ndarray,
     budgets: np.ndarray | float,
 ) -> np.ndarray:
-    """Exact constrained optimum (eqs. 1-2) for many latency budgets at once.
-
-    Sorts by latency and takes prefix maxima of accuracy, so ``m`` budgets cost
-    ``O(n log n + m log n)``. Returns, per budget, the index of the most accurate design with
-    ``latency <= budget`` (ties: lower latency, then lower index), or ``-1`` where none fits.
-    """
-    a = np.asarray(accuracy, dtype=float).reshape(-1)
-    lat = np.asarray(latency, dtype=float).reshape(-1)
-    b = np.asarray(budgets, dtype=float)
-    ok = np.isfinite(a) & np.isfinite(lat)
-    cand = np.flatnonzero(ok)
-    order = cand[np.lexsort((cand, -a[cand], lat[cand]))]
-    acc_sorted = a[order]
-    # prefix argmax, keeping the earliest (lowest latency) on ties
-    run = np.maximum.accumulate(acc_sorted)
-    is_new = (
-        np.concatenate([[True], acc_sorted[1:] > run[:-1]])
-        if len(order)
-        else np.zeros(0, dtype=bool)
-    )
-    pos = np.maximum.accumulate(np.where(is_new, np.arange(len(order)), 0))
-    k = np.searchsorted(lat[order], b.reshape(-1), side="right") - 1
-    out = np.where(k >= 0, order[pos[np.maximum(k, 0)]] if len(order) else -1, -1)
-    return out.reshape(b.shape).astype(np.int64)
+    """One-shot :class:`BudgetIndex` query: per budget, the most accurate design that fits."""
+    return BudgetIndex(accuracy, latency).query(budgets)
