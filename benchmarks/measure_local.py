@@ -83,7 +83,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="Fewer settings (smoke test).")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--rerender", action="store_true", help="Only rebuild the table from the raw results."
+    )
     args = ap.parse_args()
+    if args.rerender:
+        rerender(args.out)
+        return
 
     space = get_space("nb201")
     archs = np.unique(space.sample(args.archs * 2, rng=args.seed), axis=0)[: args.archs]
@@ -109,32 +115,7 @@ def main() -> None:
                 naive.setdefault(s.slug, []).append(measure_once(s, NAIVE, archs, seed=session))
     total = time.perf_counter() - t_start
 
-    rows = []
-    for s in settings:
-        first, second = sessions[s.slug]
-        n = len(archs)
-        row = {
-            "setting": s.slug,
-            "device": s.device_name(),
-            "median_latency_ms": float(np.median(first["latency_ms"] + second["latency_ms"])),
-            "s_per_arch_uncached": first["wall_s"] / n,
-            "s_per_arch_cached": second["wall_s"] / n,
-            "export_s_per_arch": first["export_s"] / n,
-            "device_s_per_arch": (first["device_s"] + second["device_s"]) / (2 * n),
-            "noisy_share": float(np.mean(first["noisy"] + second["noisy"])),
-            "remeasured_share": float(
-                np.mean(np.array(first["attempts"] + second["attempts"]) > 1)
-            ),
-            "loadavg_sessions": [first["loadavg_1min"], second["loadavg_1min"]],
-            **compare(first["latency_ms"], second["latency_ms"]),
-        }
-        if s.slug in naive:
-            nf, ns = naive[s.slug]
-            base = compare(nf["latency_ms"], ns["latency_ms"])
-            row["naive_median_rel_diff"] = base["median_rel_diff"]
-            row["naive_spearman"] = base["spearman"]
-            row["naive_s_per_arch"] = (nf["wall_s"] + ns["wall_s"]) / (2 * n)
-        rows.append(row)
+    rows = build_rows([s.slug for s in settings], sessions, naive, len(archs))
 
     payload = {
         "benchmark": "measure_local",
@@ -165,6 +146,64 @@ def main() -> None:
     print(render(payload))
 
 
+def build_rows(
+    slugs: list[str],
+    sessions: dict[str, list[dict[str, Any]]],
+    naive: dict[str, list[dict[str, Any]]],
+    n: int,
+) -> list[dict[str, Any]]:
+    """One summary row per setting from the raw sessions."""
+    rows = []
+    for slug in slugs:
+        first, second = sessions[slug]
+        clean = (np.array(first["noisy"]) == 0) & (np.array(second["noisy"]) == 0)
+        row = {
+            "setting": slug,
+            "device": f"local-{slug}",
+            "median_latency_ms": float(np.median(first["latency_ms"] + second["latency_ms"])),
+            "s_per_arch_uncached": first["wall_s"] / n,
+            "s_per_arch_cached": second["wall_s"] / n,
+            "export_s_per_arch": first["export_s"] / n,
+            "device_s_per_arch": (first["device_s"] + second["device_s"]) / (2 * n),
+            "noisy_share": float(np.mean(first["noisy"] + second["noisy"])),
+            "remeasured_share": float(
+                np.mean(np.array(first["attempts"] + second["attempts"]) > 1)
+            ),
+            "loadavg_sessions": [first["loadavg_1min"], second["loadavg_1min"]],
+            **compare(first["latency_ms"], second["latency_ms"]),
+            "clean_both": int(clean.sum()),
+        }
+        if clean.sum() >= 5:
+            kept = compare(
+                list(np.array(first["latency_ms"])[clean]),
+                list(np.array(second["latency_ms"])[clean]),
+            )
+            row["clean_median_rel_diff"] = kept["median_rel_diff"]
+            row["clean_spearman"] = kept["spearman"]
+        if slug in naive:
+            nf, ns = naive[slug]
+            base = compare(nf["latency_ms"], ns["latency_ms"])
+            row["naive_median_rel_diff"] = base["median_rel_diff"]
+            row["naive_spearman"] = base["spearman"]
+            row["naive_s_per_arch"] = (nf["wall_s"] + ns["wall_s"]) / (2 * n)
+        rows.append(row)
+    return rows
+
+
+def rerender(out: Path) -> None:
+    """Recompute the summary rows and the table from the raw sessions of a results file."""
+    payload = json.loads((out / "measure_local.json").read_text())
+    payload["rows"] = build_rows(
+        [r["setting"] for r in payload["rows"]],
+        payload["sessions"],
+        payload["naive_sessions"],
+        payload["archs"],
+    )
+    (out / "measure_local.json").write_text(json.dumps(payload, indent=1))
+    (out / "measure_local.md").write_text(render(payload))
+    print(render(payload))
+
+
 def render(p: dict[str, Any]) -> str:
     h = p["host"]
     lines = [
@@ -181,10 +220,17 @@ def render(p: dict[str, Any]) -> str:
         f"**Caveat:** {p['caveat']}",
         "",
         "| setting | median latency ms | s/arch uncached | s/arch cached | export s/arch "
-        "| median rel. diff | Spearman | noisy | naive rel. diff | naive Spearman | load 1/2 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| median rel. diff | Spearman | noisy | clean in both | clean rel. diff | clean Spearman "
+        "| naive rel. diff | naive Spearman | load 1/2 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in p["rows"]:
+        load = r["loadavg_sessions"]
+        clean = (
+            f"{r['clean_median_rel_diff']:.3f} | {r['clean_spearman']:.3f}"
+            if "clean_spearman" in r
+            else "- | -"
+        )
         naive = (
             f"{r['naive_median_rel_diff']:.3f} | {r['naive_spearman']:.3f}"
             if "naive_spearman" in r
@@ -194,7 +240,7 @@ def render(p: dict[str, Any]) -> str:
             f"| {r['setting']} | {r['median_latency_ms']:.3f} | {r['s_per_arch_uncached']:.2f} "
             f"| {r['s_per_arch_cached']:.2f} | {r['export_s_per_arch']:.2f} "
             f"| {r['median_rel_diff']:.3f} | {r['spearman']:.3f} | {r['noisy_share']:.2f} "
-            f"| {naive} | {r['loadavg_sessions'][0]:.1f}/{r['loadavg_sessions'][1]:.1f} |"
+            f"| {r['clean_both']} | {clean} | {naive} | {load[0]:.1f}/{load[1]:.1f} |"
         )
     lines += [
         "",
@@ -202,7 +248,9 @@ def render(p: dict[str, Any]) -> str:
         "worker processes, re-measuring). Exports are keyed by batch and precision, not threads, "
         "so the 2-thread rows find them cached already; the first row also pays the torch "
         "import. Torch has no export step. Load 1/2: 1-minute load average when each session "
-        "of that setting started (2 cores). Rel. diff: median over "
+        "of that setting started (2 cores). Noisy: share of values still flagged noisy after "
+        "re-measuring (stored with noisy = 1); clean: the architectures flagged in neither "
+        "session (shown when at least 5). Rel. diff: median over "
         "architectures of |session 1 - session 2| / mean. Naive: one process, one warm-up, no "
         "re-measuring (baseline, fp32 batch 1 only). int8: " + p["int8"] + ".",
         "",

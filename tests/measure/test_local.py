@@ -10,7 +10,7 @@ import pytest
 
 from fleetnas.devices import Device
 from fleetnas.errors import InputError, MeasurementError
-from fleetnas.measure import get_measurer
+from fleetnas.measure import get_measurer, measurer_for
 from fleetnas.measure.energy import detect_meter
 from fleetnas.measure.export import export_onnx, onnx_path
 from fleetnas.measure.settings import RuntimeSetting
@@ -138,3 +138,11 @@ def test_settings_are_validated() -> None:
     s = RuntimeSetting("onnxruntime", 2, 8, "int8", "basic")
     assert s.device_name() == "local-ort-t2-b8-int8-optbasic"
     assert RuntimeSetting.parse("onnxruntime", s.spec().partition(":")[2])[0] == s
+
+
+def test_a_device_record_names_its_measurer() -> None:
+    dev = RuntimeSetting("onnxruntime", 2, 8, "int8").device()
+    m = measurer_for(dev)
+    assert m.device is dev and m.setting == RuntimeSetting("onnxruntime", 2, 8, "int8")
+    with pytest.raises(InputError, match="has no measurer spec"):
+        measurer_for(Device("phone-x"))

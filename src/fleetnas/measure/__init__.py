@@ -7,7 +7,13 @@
 from __future__ import annotations
 
 from fleetnas.measure.base import MEASURERS, MeasurementCost, Measurer, MeasureResult
-from fleetnas.measure.spec import get_measurer, measurer_kinds, parse_options, split_spec
+from fleetnas.measure.spec import (
+    get_measurer,
+    measurer_for,
+    measurer_kinds,
+    parse_options,
+    split_spec,
+)
 
 __all__ = [
     "MEASURERS",
@@ -15,6 +21,7 @@ __all__ = [
     "MeasurementCost",
     "Measurer",
     "get_measurer",
+    "measurer_for",
     "measurer_kinds",
     "parse_options",
     "split_spec",

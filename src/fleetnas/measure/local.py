@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fleetnas.errors import InputError
+from fleetnas.errors import InputError, MeasurementError
 from fleetnas.measure.base import MEASURERS, MeasurementCost, Measurer, MeasureResult
 from fleetnas.measure.energy import detect_meter
 from fleetnas.measure.export import OPSET, export_onnx
@@ -130,7 +130,7 @@ class LocalRuntimeMeasurer(Measurer):
             elif m == "energy":
                 vals = [t.energy_j for t in timings]
                 if any(v is None for v in vals):
-                    raise InputError(f"no real energy meter answered on {self.device.name!r}")
+                    raise MeasurementError(f"no real energy meter answered on {self.device.name!r}")
                 values[m] = np.array(vals, dtype=float) * 1e3
                 units[m] = "mJ"
                 stats[m] = {"n": np.full(len(archs), self.timing.processes, dtype=np.int64)}

@@ -73,6 +73,16 @@ def get_measurer(
     return MEASURERS.create(kind, arg=arg, store=store, device=device, **options)
 
 
+def measurer_for(device: Device, store: Store | None = None, **options: Any) -> Measurer:
+    """The measurer named by ``device.measurer``, bound to ``device`` itself."""
+    if not device.measurer:
+        raise InputError(
+            f"device {device.name!r} has no measurer spec; it cannot be measured (give one such "
+            "as 'table:NAME', 'onnxruntime:...', 'agent:URL' or 'sim:...')"
+        )
+    return get_measurer(device.measurer, store=store, device=device, **options)
+
+
 def measurer_kinds() -> list[str]:
     """Every measurer kind that :func:`get_measurer` accepts."""
     return sorted(set(MEASURERS.names()) | set(PLUGINS))
