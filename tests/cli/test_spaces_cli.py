@@ -34,3 +34,9 @@ def test_unknown_space_lists_choices(capsys):
     assert main(["spaces", "sample", "nb999"]) == 2
     err = capsys.readouterr().err
     assert "unknown space 'nb999'" in err and "nb201" in err
+
+
+def test_usage_error_is_one_line_exit_2(capsys):
+    assert main(["spaces", "sample"]) == 2
+    err = capsys.readouterr().err
+    assert "Missing argument" in err and "Traceback" not in err

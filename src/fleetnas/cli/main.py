@@ -36,6 +36,9 @@ def version() -> None:
     typer.echo(__version__)
 
 
+_USAGE_ERRORS = {"UsageError", "BadParameter", "MissingParameter", "NoSuchOption", "BadOptionUsage"}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; FleetnasError -> one line on stderr, exit code 2."""
     try:
@@ -51,15 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as exc:
         return int(exc.code or 0)
-    except Exception as exc:  # click usage errors arrive as ClickException
-        import click
-
-        if isinstance(exc, click.exceptions.UsageError):
+    except Exception as exc:
+        # Usage errors come from typer's bundled click (or click itself): one line, exit 2.
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
-            return 2
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
+            return 2 if type(exc).__name__ in _USAGE_ERRORS else int(exc.exit_code)
         raise
     return 0
 

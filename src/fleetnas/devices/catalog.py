@@ -95,7 +95,7 @@ def _devices() -> dict[str, Device]:
         estimated = set(hw.get("estimated", ())) | {k for k in defaults["estimated"] if k not in hw}
         features["estimated"] = sorted(estimated)
         desc = f"{hw['name']}, batch {setting['batch_size']}, {features['runtime']}"
-        out[name] = Device(name, hw["family"], features, description=desc)
+        out[name] = Device(name, hw["family"], features, measurer=f"table:{name}", description=desc)
     return out
 
 
