@@ -8,6 +8,7 @@ method accepts relaxed per-decision probabilities as an ``n x F`` torch tensor (
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -56,15 +57,19 @@ class SearchSpace(ABC):
     def n_decisions(self) -> int:
         return len(self.decisions)
 
-    @property
+    @functools.cached_property
     def cardinalities(self) -> np.ndarray:
-        """``D`` int array: number of choices per decision."""
-        return np.array([d.size for d in self.decisions], dtype=np.int64)
+        """``D`` int array (read-only): number of choices per decision."""
+        card = np.array([d.size for d in self.decisions], dtype=np.int64)
+        card.flags.writeable = False
+        return card
 
-    @property
+    @functools.cached_property
     def offsets(self) -> np.ndarray:
-        """``D + 1`` int array: where each decision's block starts in the one-hot encoding."""
-        return np.concatenate([[0], np.cumsum(self.cardinalities)])
+        """``D + 1`` int array (read-only): where each decision's block starts in the encoding."""
+        off = np.concatenate([[0], np.cumsum(self.cardinalities)])
+        off.flags.writeable = False
+        return off
 
     @property
     def n_features(self) -> int:
