@@ -94,8 +94,16 @@ def test_probe_choice(setup):
 
 def test_spec_and_both_modes(sim_fleet, nb201):
     archs, lat, _ = sim_fleet
-    names = ["1080ti_1", "titanx_32", "gold_6226", "silver_4114", "pixel3", "samsung_a50",
-             "titan_rtx_1", "gold_6240"]  # fmt: skip
+    names = [
+        "1080ti_1",
+        "titanx_32",
+        "gold_6226",
+        "silver_4114",
+        "pixel3",
+        "samsung_a50",
+        "titan_rtx_1",
+        "gold_6240",
+    ]
     spec = numeric_feature_matrix([get_catalog_device(n) for n in names])
     probe_idx = np.arange(10)
     feats = np.c_[lat[:, probe_idx], spec]
@@ -154,3 +162,14 @@ def test_long_format_fit(sim_fleet, nb201):
     pred = DeviceAwarePredictor(nb201, probes=archs[probe_idx], **SMALL).fit(rows, feats, y)
     distinct = len(np.unique(archs[:n], axis=0))
     assert pred.meta["n_devices"] == 2 and pred.meta["n_train"] == 2 * distinct
+
+
+def test_flops_profile_is_one_more_trunk_output(sim_fleet, nb201, setup):
+    archs, lat, _ = sim_fleet
+    probe_idx = np.arange(10)
+    plain = DeviceAwarePredictor(nb201, probes=archs[probe_idx], flops_profile=False, **SMALL)
+    plain.fit(archs, lat[TRAIN][:, probe_idx], lat[TRAIN].T)
+    assert plain.profile(archs[:3]).shape == (3,)
+    assert plain._zp.shape[-1] == 6 and setup[4]._zp.shape[-1] == 7
+    mean = plain.predict(archs[10:], lat[TEST][:, probe_idx])
+    assert spearman(lat[TEST][0, 10:], mean[:, 0]) > 0.9

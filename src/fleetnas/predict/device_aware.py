@@ -1,9 +1,11 @@
 """Device-aware latency/energy predictor ``f(x; d)`` trained across many devices (Sec. 5.2).
 
 Model. An MLP ensemble (the *trunk*) learns, from the training devices' measurements, the
-standardized log-latency profile ``z_j(x)`` of every training device ``j``. A new device's
-standardized log-latency is a Gaussian process over designs whose kernel is built from those
-learned profiles and from the design encoding ``e(x)`` (centered one-hot)::
+standardized log-latency profile ``z_j(x)`` of every training device ``j`` and, with
+``flops_profile``, the standardized log-FLOPs of the design (a free, device-agnostic profile
+that FLOP-bound accelerators follow closely). A new device's standardized log-latency is a
+Gaussian process over designs whose kernel is built from those learned profiles and from the
+design encoding ``e(x)`` (centered one-hot)::
 
     k(x, x') = a^2 z(x).z(x') / m  +  c^2 e(x).e(x') / D  +  1
 
@@ -11,17 +13,19 @@ i.e. a Bayesian linear model in which the new device is a weighted mix of the tr
 (first term, the prior learned from the fleet) plus per-choice corrections the fleet has not
 seen (second term). A device is described by its latencies on ``K`` fixed probe designs (HELP's
 reference architectures by default); adapting to a new device is the closed-form posterior
-given those ``K`` values — no gradient steps, microseconds per device — and the device features
-*are* the ``K`` probe values, so ``Latency(x; d)`` is one differentiable function of (design
-encoding, device features), as Method 2 needs.
+given those ``K`` values (no gradient steps; about a millisecond per device once a candidate
+set's trunk outputs are cached) and the device features *are* the ``K`` probe values, so
+``Latency(x; d)`` is one differentiable function of (design encoding, device features), as
+Method 2 needs.
 
 Device features (``features``):
 
 - ``"probes"``: the ``K`` measured probe values (ms, or any positive metric), ``G = K``.
-- ``"spec"``: catalog spec features only (zero measurements): the probe values are imputed from
-  the training devices most similar in spec space (softmax of negative squared distance between
-  standardized log-spec vectors) and a ridge fit of each device's log-level and log-spread.
-- ``"both"``: ``[probes ; spec]``; the spec-imputed profile is the GP's prior mean and the
+- ``"spec"``: catalog spec features only (zero measurements): the profile is the mix of the
+  training devices' profiles weighted by spec similarity (softmax of the negative mean squared
+  distance between standardized ``sign(s) log(1 + |s|)`` spec vectors), and the log-level and
+  log-spread come from a ridge fit on the training devices' specs.
+- ``"both"``: ``[probes ; spec]``; the spec-weighted profile is the GP's prior mean and the
   probes correct it.
 
 Members of the trunk ensemble give a spread; the GP gives its posterior variance; both are
@@ -30,6 +34,7 @@ combined in :meth:`DeviceAwarePredictor.predict_dist`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any, Self
 
@@ -65,16 +70,17 @@ class DeviceAwarePredictor(DevicePredictor):
         space: SearchSpace | str,
         probes: Sequence[Sequence[int]] | np.ndarray | None = None,
         features: str = "probes",
-        hidden: Sequence[int] = (256, 256),
+        hidden: Sequence[int] = (128, 128),
         n_members: int = 5,
         epochs: int = 60,
         batch_size: int = 256,
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
-        trunk_scale: float = 1.0,
+        trunk_scale: float = 2.0,
         encoding_scale: float = 0.3,
-        noise: float = 0.1,
+        noise: float = 0.3,
         spec_temperature: float = 1.0,
+        flops_profile: bool = True,
         seed: int = 0,
     ) -> None:
         super().__init__(space)
@@ -98,6 +104,7 @@ class DeviceAwarePredictor(DevicePredictor):
         self.encoding_scale = float(encoding_scale)
         self.noise = float(noise)
         self.spec_temperature = float(spec_temperature)
+        self.flops_profile = bool(flops_profile)
         self.seed = int(seed)
         if min(self.trunk_scale, self.encoding_scale) < 0 or self.noise <= 0:
             raise InputError("kernel scales must be >= 0 and noise > 0")
@@ -151,13 +158,19 @@ class DeviceAwarePredictor(DevicePredictor):
         mu = np.nanmean(logy, axis=0)
         sd = np.nanstd(logy, axis=0)
         sd = np.where(sd > _MIN_SPREAD, sd, 1.0)
+        z = (logy - mu) / sd
+        self._n_extra = 0
+        if self.flops_profile:
+            lf = np.log(np.maximum(self.space.flops(a), 1.0))
+            z = np.c_[z, (lf - lf.mean()) / max(lf.std(), _MIN_SPREAD)]
+            self._n_extra = 1
         enc = self.space.encode(a)
         self._enc_mean = enc.mean(axis=0).astype(np.float32)
-        net = EnsembleMLP(enc.shape[1], self.hidden, Y.shape[1], self.n_members, seed=self.seed)
+        net = EnsembleMLP(enc.shape[1], self.hidden, z.shape[1], self.n_members, seed=self.seed)
         history = train_ensemble(
             net,
             enc,
-            (logy - mu) / sd,
+            z,
             epochs=self.epochs,
             batch_size=self.batch_size,
             lr=self.lr,
@@ -182,6 +195,7 @@ class DeviceAwarePredictor(DevicePredictor):
 
     def _prepare_head(self) -> None:
         """Cache the probes' trunk outputs and the inverse probe kernel per member."""
+        self._cache = None
         enc_p = self.space.encode(self._probe_archs)
         with torch.no_grad():
             zp = self._net(torch.as_tensor(enc_p)).numpy().astype(np.float64)
@@ -198,6 +212,29 @@ class DeviceAwarePredictor(DevicePredictor):
         trunk = za @ zb.transpose(0, 2, 1) * (self.trunk_scale**2 / m)
         enc = ea @ eb.T * (self.encoding_scale**2 / self.space.n_decisions)
         return trunk + enc[None] + 1.0
+
+    def _design_terms(self, a: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Trunk outputs, centered encodings, kernel to the probes and prior variance of the
+        designs ``a``; the last batch is cached, since fleets query one candidate set for
+        many devices."""
+        key = hashlib.blake2b(a.tobytes(), digest_size=16).hexdigest() + str(a.shape)
+        cached = getattr(self, "_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        enc = self.space.encode(a)
+        with torch.no_grad():
+            zx = self._net(torch.as_tensor(enc)).numpy().astype(np.float64)
+        ex = enc.astype(np.float64) - self._enc_mean
+        kxp = self._kernel(zx, self._zp, ex, self._ep)
+        prior = self._prior_var(zx, ex)
+        post = prior - np.einsum("mnk,mkl,mnl->mn", kxp, self._kinv, kxp)
+        terms = (zx, kxp, prior, post)
+        self._cache = (key, terms)
+        return terms
+
+    def clear_cache(self) -> None:
+        """Forget the cached design terms of the last batch."""
+        self._cache = None
 
     def _prior_var(self, zx: np.ndarray, ex: np.ndarray) -> np.ndarray:
         """``M x n`` prior variance ``k(x, x)``."""
@@ -240,6 +277,7 @@ class DeviceAwarePredictor(DevicePredictor):
         w = np.exp(logits - logits.max(axis=1, keepdims=True))
         w /= w.sum(axis=1, keepdims=True)
         lvl = np.c_[st, np.ones(len(st))] @ self._spec_coef
+        w = np.c_[w, np.zeros((len(w), self._n_extra))]
         return w, lvl[:, 0], np.exp(lvl[:, 1])
 
     def predict_dist(
@@ -256,12 +294,7 @@ class DeviceAwarePredictor(DevicePredictor):
         if paired and len(f) != len(a):
             raise InputError(f"paired prediction needs {len(a)} device rows, got {len(f)}")
         probes, spec = self._split_feats(f)
-        enc = self.space.encode(a)
-        with torch.no_grad():
-            zx = self._net(torch.as_tensor(enc)).numpy().astype(np.float64)
-        ex = enc.astype(np.float64) - self._enc_mean
-        kxp = self._kernel(zx, self._zp, ex, self._ep)
-        var = self._prior_var(zx, ex)
+        zx, kxp, var, post_var = self._design_terms(a)
 
         # Prior mean (standardized units) at x (M x n x r or M x n) and at the probes (M x K x r).
         if spec is not None:
@@ -287,7 +320,7 @@ class DeviceAwarePredictor(DevicePredictor):
             mean_std = np.einsum("mnk,mkn->mn", kxp, alpha) if paired else kxp @ alpha
             if spec is not None:
                 mean_std = mean_std + prior_x
-            var = var - np.einsum("mnk,mkl,mnl->mn", kxp, self._kinv, kxp)
+            var = post_var
         var = np.maximum(var, 0.0).mean(axis=0)
         if paired:
             log_members = lvl[None] + spread[None] * mean_std
@@ -316,6 +349,29 @@ class DeviceAwarePredictor(DevicePredictor):
         order = np.argsort(self.profile(a), kind="stable")
         pos = ((np.arange(int(k)) + 0.5) / int(k) * len(a)).astype(int)
         return a[order[pos]]
+
+    def with_kernel(
+        self,
+        trunk_scale: float | None = None,
+        encoding_scale: float | None = None,
+        noise: float | None = None,
+    ) -> DeviceAwarePredictor:
+        """A copy with other GP head parameters (``None`` keeps one); the trunk is shared, so
+        choosing them on validation devices needs no retraining."""
+        self._require_fitted()
+        params = self.get_params()
+        for key, value in (
+            ("trunk_scale", trunk_scale),
+            ("encoding_scale", encoding_scale),
+            ("noise", noise),
+        ):
+            if value is not None:
+                params[key] = float(value)
+        twin = type(self)(self.space, **params)
+        twin._set_state(self._get_state())
+        twin._meta = self.meta
+        twin._fitted = True
+        return twin
 
     def with_probes(self, probes: np.ndarray) -> DeviceAwarePredictor:
         """A copy that describes devices by their values on ``probes`` instead. The trunk does
@@ -350,6 +406,7 @@ class DeviceAwarePredictor(DevicePredictor):
             "enc_mean": self._enc_mean,
             "probe_archs": self._probe_archs,
             "n_spec": int(self._n_spec),
+            "n_extra": int(self._n_extra),
             "width": int(self._width),
         }
         if self.features != "probes":
@@ -366,6 +423,7 @@ class DeviceAwarePredictor(DevicePredictor):
         self._enc_mean = to_numpy(state["enc_mean"]).astype(np.float32)
         self._probe_archs = to_numpy(state["probe_archs"]).astype(np.int64)
         self._n_spec = int(state["n_spec"])
+        self._n_extra = int(state.get("n_extra", 0))
         self._width = int(state["width"])
         if "spec" in state:
             s = state["spec"]

@@ -96,8 +96,10 @@ class _Forest:
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> _Forest:
-        return cls(*(to_numpy(s[k]) for k in ("feature", "threshold", "left", "right", "value",
-                                               "roots")), int(s["depth"]))  # fmt: skip
+        return cls(
+            *(to_numpy(s[k]) for k in ("feature", "threshold", "left", "right", "value", "roots")),
+            int(s["depth"]),
+        )
 
 
 class GBTEnsemble(EnsembleMixin, Predictor):

@@ -323,8 +323,9 @@ class ProxylessLatencyLUT(_LUTBase):
     def _layer_io(self) -> list[tuple[int, int, int, int, int, int]]:
         hw, c_in = self.resolution // 2, 16
         out = []
-        for w, depth, stride in zip(PROXYLESS_WIDTHS, PROXYLESS_DEPTHS, PROXYLESS_STRIDES,
-                                    strict=True):  # fmt: skip
+        for w, depth, stride in zip(
+            PROXYLESS_WIDTHS, PROXYLESS_DEPTHS, PROXYLESS_STRIDES, strict=True
+        ):
             for p in range(depth):
                 s = stride if p == 0 else 1
                 hw_out = int((hw - 1) / s + 1)

@@ -93,8 +93,10 @@ def per_device_report(
     else:
         m = np.asarray(mask, dtype=bool)
         m = np.broadcast_to(m[:, None] if m.ndim == 1 else m, t.shape)
-    rows = [{"device": d, **regression_report(t[m[:, j], j], p[m[:, j], j])} for j, d in
-            enumerate(devices)]  # fmt: skip
+    rows = [
+        {"device": d, **regression_report(t[m[:, j], j], p[m[:, j], j])}
+        for j, d in enumerate(devices)
+    ]
     frame = pd.DataFrame(rows)
     mean = {"device": "mean", **{k: float(frame[k].mean()) for k in METRIC_NAMES}}
     mean["n"] = int(frame["n"].sum())
