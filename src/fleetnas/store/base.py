@@ -116,7 +116,8 @@ class Run(ABC):
 
     @abstractmethod
     def save_plan_entries(self, plan: str, entries: Sequence[dict[str, Any]]) -> None:
-        """Upsert per-device entries (each has at least ``device``) of the plan named ``plan``."""
+        """Upsert entries (each has at least ``device``; an optional ``key`` is the entry's
+        identity, else ``device`` is) of the plan named ``plan``."""
 
 
 class Store(ABC):
@@ -192,7 +193,8 @@ class Store(ABC):
 
     @abstractmethod
     def get_plan(self, plan: str) -> list[dict[str, Any]]:
-        """Entries of the plan ``plan`` (empty list if none), sorted by device."""
+        """Entries of the plan ``plan`` (empty list if none), sorted by identity (``key`` or
+        ``device``)."""
 
     @abstractmethod
     def list_plans(self) -> list[str]:

@@ -264,14 +264,19 @@ def artifact_payload(artifact: Artifact) -> bytes:
 
 
 def plan_entries(plan: str, entries: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Validated entries keyed by device (the last entry of a device wins)."""
+    """Validated entries keyed by their identity: ``key`` when the entry has one (fleet plans
+    use ``device@budget``, so one device may hold several entries), else ``device``. The last
+    entry of an identity wins."""
     out: dict[str, dict[str, Any]] = {}
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("device"), str):
             raise InputError(
                 f"plan {plan!r}: entry {i} must be a dict with a string 'device', got {entry!r}"
             )
-        out[entry["device"]] = check_json(entry, f"plan {plan!r} entry for {entry['device']!r}")
+        ident = entry.get("key", entry["device"])
+        if not isinstance(ident, str) or not ident:
+            raise InputError(f"plan {plan!r}: entry {i} has a 'key' that is not a string: {ident!r}")
+        out[ident] = check_json(entry, f"plan {plan!r} entry for {ident!r}")
     return out
 
 
