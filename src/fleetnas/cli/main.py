@@ -12,6 +12,7 @@ from fleetnas.cli import agent as agent_cmd
 from fleetnas.cli import data as data_cmd
 from fleetnas.cli import devices as devices_cmd
 from fleetnas.cli import measure as measure_cmd
+from fleetnas.cli import report as report_cmd
 from fleetnas.cli import spaces as spaces_cmd
 from fleetnas.cli.common import err_console
 from fleetnas.errors import FleetnasError
@@ -28,6 +29,7 @@ app.add_typer(spaces_cmd.app, name="spaces")
 app.add_typer(devices_cmd.app, name="devices")
 app.add_typer(measure_cmd.app, name="measure")
 app.add_typer(agent_cmd.app, name="agent")
+app.command("report")(report_cmd.report)
 
 
 @app.command()
