@@ -112,7 +112,10 @@ def family(entry: dict[str, Any]) -> str:
 
 
 def entry_label(entry: dict[str, Any]) -> str:
-    """``device@budget_label`` (or ``device@<budget> ms``), the entry's identity in the store."""
+    """The entry's identity in the store: its ``key`` when the planner wrote one, else
+    ``device@budget_label`` (or ``device@<budget>ms``)."""
+    if isinstance(entry.get("key"), str) and entry["key"]:
+        return entry["key"]
     label = entry.get("budget_label")
     if label is None:
         b = budget_ms(entry)
