@@ -275,7 +275,9 @@ def plan_entries(plan: str, entries: Sequence[dict[str, Any]]) -> dict[str, dict
             )
         ident = entry.get("key", entry["device"])
         if not isinstance(ident, str) or not ident:
-            raise InputError(f"plan {plan!r}: entry {i} has a 'key' that is not a string: {ident!r}")
+            raise InputError(
+                f"plan {plan!r}: entry {i} has a 'key' that is not a string: {ident!r}"
+            )
         out[ident] = check_json(entry, f"plan {plan!r} entry for {ident!r}")
     return out
 
