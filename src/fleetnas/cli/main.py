@@ -11,6 +11,7 @@ from fleetnas import __version__
 from fleetnas.cli import agent as agent_cmd
 from fleetnas.cli import data as data_cmd
 from fleetnas.cli import devices as devices_cmd
+from fleetnas.cli import l2o as l2o_cmd
 from fleetnas.cli import measure as measure_cmd
 from fleetnas.cli import report as report_cmd
 from fleetnas.cli import spaces as spaces_cmd
@@ -29,6 +30,7 @@ app.add_typer(spaces_cmd.app, name="spaces")
 app.add_typer(devices_cmd.app, name="devices")
 app.add_typer(measure_cmd.app, name="measure")
 app.add_typer(agent_cmd.app, name="agent")
+app.add_typer(l2o_cmd.app, name="l2o")
 app.command("report")(report_cmd.report)
 
 

@@ -1,0 +1,370 @@
+"""Budgets instead of weights (paper Sec. 3 and end of Sec. 5.2): find λ for a device's budget.
+
+Without measurements (:func:`for_budget`): a bisection on eq. (6)'s ``t = λ2 / (1 + λ2)`` over
+``[0, t_max]``, vectorized over all queries: at each step the optimizer network proposes
+``x̂(d, λ(t))`` and the device-aware predictor gives its latency. A design is accepted when its
+*safe* latency
+
+    ``L_safe = mean * exp(margin * std / mean)``
+
+is within the budget: ``std / mean`` is the predictor's spread in log units (its ensemble
+disagreement plus the GP posterior variance, :meth:`DeviceAwarePredictor.predict_dist`), so
+``margin`` is a number of log-standard deviations, chosen on validation devices for a target
+violation rate (``benchmarks/approach2.py``). The smallest accepted ``t`` gives the most accurate
+design; among all accepted designs evaluated, the most accurate by the accuracy predictor is
+returned. With an energy budget too, the bisection runs along a few directions of the
+``(λ1, λ2)`` plane (``energy_shares``: the share of ``t`` on energy) and the most accurate
+accepted design over all of them wins.
+
+With a measurer (:func:`for_budget_verified`): the network's proposals along ``t`` become an
+ordered candidate list that Approach 1's verified selection bisects with real measurements, so the
+returned design never exceeds the budget by measurement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fleetnas.errors import InputError
+from fleetnas.l2o.decode import refine
+from fleetnas.l2o.features import DeviceSet
+from fleetnas.l2o.generate import L2OOptimizer
+from fleetnas.l2o.objective import DeviceScales, PredictedObjective
+
+#: Score offset that ranks every design over budget after every design within it.
+_OVER = 1.0e6
+
+
+@dataclass
+class BudgetResult:
+    """One design per query with its λ row (``n x 2``), ``t``, predicted accuracy, predicted
+    latency (mean and safe bound) and energy, whether the safe bound meets the budget
+    (``feasible``), how many designs were priced, and, in hybrid mode, the measured latency and
+    the number of real measurements per query."""
+
+    archs: np.ndarray
+    lam: np.ndarray
+    t: np.ndarray
+    accuracy: np.ndarray
+    latency: np.ndarray
+    latency_bound: np.ndarray
+    feasible: np.ndarray
+    energy: np.ndarray | None = None
+    evaluations: int = 0
+    measured: np.ndarray | None = None
+    measurements: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _budget_array(b: Any, n: int, what: str) -> np.ndarray | None:
+    if b is None:
+        return None
+    a = np.asarray(b, dtype=float).reshape(-1)
+    if len(a) not in (1, n):
+        raise InputError(f"got {len(a)} {what} budgets for {n} devices; give one or {n}")
+    if not np.all(np.isfinite(a)) or np.any(a <= 0):
+        raise InputError(f"{what} budgets must be positive numbers, got {a[:5]}")
+    return np.broadcast_to(a, (n,)).copy()
+
+
+class _Pricer:
+    """Predicted accuracy, latency (mean, safe bound) and energy of paired rows."""
+
+    def __init__(self, obj: PredictedObjective, devices: DeviceSet, margin: float) -> None:
+        self.obj, self.devices, self.margin = obj, devices, float(margin)
+        self.lat_feats = obj.predictor_features(devices, "latency")
+        self.en_feats = None if obj.energy is None else obj.predictor_features(devices, "energy")
+        self.count = 0
+
+    def __call__(self, archs: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+        a = self.obj.space.check(archs)
+        self.count += len(a)
+        acc = np.asarray(self.obj.accuracy.predict(a), dtype=float)
+        mean, std = self.obj.latency.predict_dist(a, self.lat_feats[rows], paired=True)
+        mean = np.asarray(mean, dtype=float)
+        rel = np.asarray(std, dtype=float) / np.maximum(mean, 1e-12)
+        out = {"accuracy": acc, "latency": mean, "bound": mean * np.exp(self.margin * rel)}
+        if self.en_feats is not None:
+            em, es = self.obj.energy.predict_dist(a, self.en_feats[rows], paired=True)  # type: ignore[union-attr]
+            em = np.asarray(em, dtype=float)
+            out["energy"] = em
+            out["energy_bound"] = em * np.exp(self.margin * np.asarray(es) / np.maximum(em, 1e-12))
+        return out
+
+
+def _ok(m: dict[str, np.ndarray], lat_b: np.ndarray, en_b: np.ndarray | None) -> np.ndarray:
+    ok = m["bound"] <= lat_b
+    if en_b is not None:
+        ok &= m["energy_bound"] <= en_b
+    return ok
+
+
+def _lam_of(t: np.ndarray, share: float) -> np.ndarray:
+    """λ rows for ``t`` split into latency ``(1 - share) t`` and energy ``share t``."""
+    rest = np.maximum(1.0 - t, 1e-9)
+    return np.c_[share * t / rest, (1.0 - share) * t / rest]
+
+
+def for_budget(
+    optimizer: L2OOptimizer,
+    devices: DeviceSet | np.ndarray,
+    latency_ms: Any,
+    energy_mj: Any = None,
+    margin: float = 1.0,
+    iters: int = 12,
+    t_max: float = 0.995,
+    energy_shares: Sequence[float] = (0.25, 0.5, 0.75),
+    refine_rounds: int = 0,
+) -> BudgetResult:
+    """The most accurate design the network proposes whose safe predicted latency (and energy)
+    meets each device's budget, by bisection on ``t`` (see the module docstring). No
+    measurement is taken. Where even ``t_max`` is over budget the design with the smallest
+    safe latency seen is returned with ``feasible`` false. ``refine_rounds`` > 0 then moves
+    each design to a more accurate single-decision neighbour that still meets the budget."""
+    obj = optimizer._need_objective("budget mode")
+    dev = optimizer.devices(devices)
+    n = len(dev)
+    lat_b = _budget_array(latency_ms, n, "latency")
+    en_b = _budget_array(energy_mj, n, "energy")
+    if lat_b is None:
+        raise InputError("a latency budget is required")
+    if en_b is not None and obj.energy is None:
+        raise InputError("an energy budget needs an optimizer trained with an energy predictor")
+    if not 0 < t_max < 1 or iters < 1:
+        raise InputError(f"bisection needs 0 < t_max < 1 and iters >= 1, got {t_max}, {iters}")
+    price = _Pricer(obj, dev, margin)
+    rows = np.arange(n)
+    shares = [0.0] if en_b is None else [float(s) for s in energy_shares]
+    best = {
+        "archs": np.zeros((n, optimizer.space.n_decisions), dtype=np.int64),
+        "acc": np.full(n, -np.inf),
+        "t": np.full(n, np.nan),
+        "lam": np.zeros((n, 2)),
+    }
+    fallback = {"archs": best["archs"].copy(), "bound": np.full(n, np.inf), "t": np.full(n, t_max)}
+    fallback["lam"] = np.zeros((n, 2))
+
+    def visit(t: np.ndarray, share: float) -> np.ndarray:
+        lam = _lam_of(t, share)
+        designs, _ = optimizer.proposals(dev, lam)
+        a = designs[0] if designs.shape[0] == 1 else _pick(optimizer, designs, dev, lam)
+        m = price(a, rows)
+        ok = _ok(m, lat_b, en_b)
+        better = ok & (m["accuracy"] > best["acc"])
+        best["archs"][better] = a[better]
+        best["acc"][better] = m["accuracy"][better]
+        best["t"][better] = t[better]
+        best["lam"][better] = lam[better]
+        slow = ~ok & (m["bound"] < fallback["bound"])
+        fallback["archs"][slow] = a[slow]
+        fallback["bound"][slow] = m["bound"][slow]
+        fallback["t"][slow] = t[slow]
+        fallback["lam"][slow] = lam[slow]
+        return ok
+
+    for share in shares:
+        lo = np.zeros(n)
+        hi = np.full(n, t_max)
+        ok_hi = visit(hi, share)
+        ok0 = visit(lo, share)
+        hi = np.where(ok0, 0.0, hi)
+        active = ok_hi & ~ok0
+        for _ in range(iters):
+            if not active.any():
+                break
+            mid = 0.5 * (lo + hi)
+            ok = visit(mid, share)
+            hi = np.where(active & ok, mid, hi)
+            lo = np.where(active & ~ok, mid, lo)
+    feasible = np.isfinite(best["acc"])
+    archs = np.where(feasible[:, None], best["archs"], fallback["archs"])
+    t = np.where(feasible, best["t"], fallback["t"])
+    lam = np.where(feasible[:, None], best["lam"], fallback["lam"])
+    if refine_rounds > 0:
+        archs = _refine_budget(optimizer, archs, price, lat_b, en_b, refine_rounds)
+    final = price(archs, rows)
+    feasible = _ok(final, lat_b, en_b)
+    return BudgetResult(
+        archs=archs,
+        lam=lam,
+        t=t,
+        accuracy=final["accuracy"],
+        latency=final["latency"],
+        latency_bound=final["bound"],
+        feasible=feasible,
+        energy=final.get("energy"),
+        evaluations=price.count,
+        info={"margin": margin, "iters": iters, "t_max": t_max, "shares": shares},
+    )
+
+
+def _pick(
+    optimizer: L2OOptimizer, designs: np.ndarray, dev: DeviceSet, lam: np.ndarray
+) -> np.ndarray:
+    """The ensemble member's proposal with the lowest predicted eq. (8), per row."""
+    obj = optimizer._need_objective("ensemble selection")
+    m, n = designs.shape[:2]
+    sc = _scales_cache(optimizer, dev)
+    flat = designs.reshape(m * n, -1)
+    rr = np.tile(np.arange(n), m)
+    s = obj.score(flat, dev.take(rr), lam[rr], sc.take(rr)).reshape(m, n)
+    return designs[s.argmin(axis=0), np.arange(n)]
+
+
+def _scales_cache(optimizer: L2OOptimizer, dev: DeviceSet) -> DeviceScales:
+    key = id(dev)
+    cache = getattr(optimizer, "_budget_scales", None)
+    if cache is None or cache[0] != key:
+        cache = (key, optimizer.scales(dev))
+        optimizer._budget_scales = cache  # type: ignore[attr-defined]
+    return cache[1]
+
+
+def _refine_budget(
+    optimizer: L2OOptimizer,
+    archs: np.ndarray,
+    price: _Pricer,
+    lat_b: np.ndarray,
+    en_b: np.ndarray | None,
+    rounds: int,
+) -> np.ndarray:
+    acc_scale = optimizer._need_objective("refinement").acc_scale
+
+    def score(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        m = price(a, rows)
+        over = m["bound"] / lat_b[rows] - 1.0
+        if en_b is not None:
+            over = np.maximum(over, m["energy_bound"] / en_b[rows] - 1.0)
+        return np.where(over <= 0, -acc_scale.apply(m["accuracy"]), _OVER + over)
+
+    return refine(optimizer.space, archs, score, rounds=rounds).archs
+
+
+def candidate_list(
+    acc: np.ndarray, lat: np.ndarray, bound: np.ndarray, budget: float, n_candidates: int
+) -> tuple[np.ndarray, int]:
+    """Choose the hybrid mode's candidates among one device's proposals.
+
+    Keeps the predicted Pareto set (no other proposal is both more accurate and faster), sorted
+    by predicted latency; the *start* is the most accurate one whose safe bound meets the
+    budget (else the fastest). Up to ``(n_candidates - 1) // 2`` more accurate neighbours follow
+    it, and the slots left go to faster ones spread evenly from the start down to the fastest
+    proposal, so a measured violation always leaves a safer design to fall back on. Returns
+    ``(indices into the proposals, ascending predicted latency; position of the start)``.
+    """
+    order = np.lexsort((-acc, lat))
+    keep, best = [], -np.inf
+    for i in order:
+        if acc[i] > best:
+            keep.append(i)
+            best = acc[i]
+    front = np.asarray(keep, dtype=np.int64)
+    ok = np.flatnonzero(bound[front] <= budget)
+    s = int(ok.max()) if len(ok) else 0
+    up = min((n_candidates - 1) // 2, len(front) - 1 - s)
+    n_down = min(n_candidates - 1 - up, s)
+    down = (
+        np.unique(np.round(np.linspace(0, s - 1, n_down)).astype(np.int64))
+        if n_down > 0
+        else np.zeros(0, dtype=np.int64)
+    )
+    picked = np.concatenate([down, np.arange(s, s + up + 1)])
+    return front[picked], int(np.flatnonzero(picked == s)[0])
+
+
+def for_budget_verified(
+    optimizer: L2OOptimizer,
+    devices: DeviceSet | np.ndarray,
+    latency_ms: Any,
+    sessions: Sequence[Any],
+    max_measurements: int = 3,
+    n_candidates: int = 7,
+    margin: float = 1.0,
+    grid_size: int = 33,
+    t_max: float = 0.995,
+    iters: int = 12,
+) -> BudgetResult:
+    """Hybrid mode: the network's proposals, verified by Approach 1's bisection with at most
+    ``max_measurements`` real measurements per device (:func:`fleetnas.proxy.verify_candidates`).
+
+    ``sessions``: one :class:`fleetnas.proxy.TargetSession` or
+    :class:`~fleetnas.measure.Measurer` per device. Proposals come from a grid of ``grid_size``
+    values of ``t`` plus the no-measurement bisection's answer (:func:`for_budget` with
+    ``margin``); :func:`candidate_list` picks ``n_candidates`` of them. A design is returned as
+    feasible only when its *measured* latency meets the budget; where no measured candidate
+    does, ``feasible`` is false and the row holds the fastest measured design (a violation that
+    is reported, never returned as an answer).
+    """
+    from fleetnas.measure.base import Measurer
+    from fleetnas.proxy import MeasurerSession, verify_candidates
+
+    obj = optimizer._need_objective("hybrid budget mode")
+    dev = optimizer.devices(devices)
+    n = len(dev)
+    lat_b = _budget_array(latency_ms, n, "latency")
+    if len(sessions) != n:
+        raise InputError(f"hybrid mode needs one measurer per device: {n} devices, {len(sessions)}")
+    sess = [MeasurerSession(s, optimizer.space) if isinstance(s, Measurer) else s for s in sessions]
+    base = for_budget(optimizer, dev, lat_b, margin=margin, iters=iters, t_max=t_max)
+    ts = np.linspace(0.0, t_max, grid_size)
+    price = _Pricer(obj, dev, margin)
+    rows = np.arange(n)
+    props = [base.archs]
+    for t in ts:
+        lam = _lam_of(np.full(n, t), 0.0)
+        d, _ = optimizer.proposals(dev, lam)
+        props.append(d[0] if d.shape[0] == 1 else _pick(optimizer, d, dev, lam))
+    allp = np.stack(props, axis=1)
+    flat = allp.reshape(n * allp.shape[1], -1)
+    rr = np.repeat(rows, allp.shape[1])
+    m = price(flat, rr)
+    k = allp.shape[1]
+    acc, mean, bound = (m[x].reshape(n, k) for x in ("accuracy", "latency", "bound"))
+    out_archs = base.archs.copy()
+    measured = np.full(n, np.nan)
+    spent = np.zeros(n, dtype=np.int64)
+    feasible = np.zeros(n, dtype=bool)
+    for i in range(n):
+        uniq, first = np.unique(allp[i], axis=0, return_index=True)
+        idx, start = candidate_list(
+            acc[i, first], mean[i, first], bound[i, first], lat_b[i], n_candidates
+        )
+        cand = uniq[idx]
+        sel = verify_candidates(
+            optimizer.space,
+            cand,
+            sess[i],
+            float(lat_b[i]),
+            accuracy=acc[i, first][idx],
+            proxy_latency=mean[i, first][idx],
+            max_measurements=max_measurements,
+            start=start,
+            phase="l2o-hybrid",
+        )
+        sess[i].commit()
+        spent[i] = sel.measurements
+        if sel.arch is not None:
+            out_archs[i] = sel.arch
+            measured[i] = sel.latency
+        feasible[i] = sel.ok
+    final = price(out_archs, rows)
+    return BudgetResult(
+        archs=out_archs,
+        lam=base.lam,
+        t=base.t,
+        accuracy=final["accuracy"],
+        latency=final["latency"],
+        latency_bound=final["bound"],
+        feasible=feasible,
+        evaluations=base.evaluations + price.count,
+        measured=measured,
+        measurements=spent,
+        info={"margin": margin, "max_measurements": max_measurements, "n_candidates": n_candidates},
+    )
+
+
+__all__ = ["BudgetResult", "candidate_list", "for_budget", "for_budget_verified"]

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fleetnas.errors import InputError
+from fleetnas.l2o import method1
+from fleetnas.l2o.budget import candidate_list, for_budget, for_budget_verified
+from fleetnas.l2o.embed import stored_values
+from fleetnas.l2o.features import DeviceSet, FeatureSpec
+from fleetnas.l2o.generate import L2OOptimizer
+from fleetnas.l2o.network import OptimizerNet
+from fleetnas.l2o.train import lambda_grid
+
+
+@pytest.fixture(scope="module")
+def trained(toy):
+    lam = lambda_grid(16)
+    labels = method1.exhaustive_labels(toy.objective, toy.train, lam)
+    net = OptimizerNet(toy.space, FeatureSpec("probes").fit(toy.train), hidden=(64, 64))
+    method1.train_method1(
+        net, toy.train, lam, labels, method1.Method1Config(epochs=100, batch_size=32)
+    )
+    return L2OOptimizer(net, toy.objective)
+
+
+def test_budget_bisection_is_monotone_and_meets_the_predicted_budget(toy, trained):
+    dev = toy.test.take([0])
+    ref_lat = toy.objective.matrix(dev, toy.objective.reference)[:, 0]
+    budgets = np.quantile(ref_lat, [0.1, 0.2, 0.35, 0.5, 0.7, 0.9])
+    res = for_budget(trained, dev.take([0] * len(budgets)), budgets, margin=0.5)
+    assert res.feasible.all()
+    assert np.all(res.latency_bound <= budgets)
+    assert np.all(np.diff(res.t) <= 1e-12)  # looser budget -> smaller λ
+    assert np.all(np.diff(res.accuracy) >= -1e-9)  # and at least as accurate
+    safer = for_budget(trained, dev.take([0] * len(budgets)), budgets, margin=2.0)
+    assert np.all(safer.latency <= res.latency + 1e-9)
+    refined = for_budget(
+        trained, dev.take([0] * len(budgets)), budgets, margin=0.5, refine_rounds=2
+    )
+    assert np.all(refined.latency_bound <= budgets)
+    assert np.all(refined.accuracy >= res.accuracy - 1e-9)
+
+
+def test_impossible_budget_is_reported_not_hidden(toy, trained):
+    res = for_budget(trained, toy.test.take([1]), [1e-6])
+    assert not res.feasible[0]
+    assert res.latency_bound[0] > 1e-6
+
+
+def test_budget_errors_are_input_errors(toy, trained):
+    with pytest.raises(InputError, match="budgets must be positive"):
+        for_budget(trained, toy.test.take([0]), [-1.0])
+    with pytest.raises(InputError, match="energy"):
+        for_budget(trained, toy.test.take([0]), [5.0], energy_mj=[1.0])
+
+
+def test_candidate_list_keeps_a_front_around_the_start():
+    acc = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 2.5])
+    lat = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 5.5])  # the last one is dominated
+    bound = lat * 1.2
+    idx, start = candidate_list(acc, lat, bound, 6.5, 5)
+    assert 9 not in idx
+    assert list(lat[idx]) == sorted(lat[idx])
+    assert lat[idx][start] == 5.0  # most accurate with bound <= budget
+    assert lat[idx][0] == 1.0  # the fastest proposal stays as a fallback
+    assert len(idx) == 5
+
+
+def test_hybrid_never_returns_a_violation_with_the_table_measurer(toy, trained, help_store):
+    from fleetnas.measure import get_measurer
+
+    space = toy.space
+    name = "pixel3"
+    probes = stored_values(help_store, space, name, toy.probes)
+    dev = DeviceSet([name], probes=probes[None])
+    all_lat = stored_values(help_store, space, name, toy.all_archs)
+    budgets = np.quantile(all_lat, [0.05, 0.2, 0.5, 0.8])
+    measurers = [get_measurer(f"table:{name}", help_store) for _ in budgets]
+    res = for_budget_verified(
+        trained, dev.take([0] * len(budgets)), budgets, measurers, max_measurements=3, margin=0.0
+    )
+    assert np.all(res.measurements <= 3)
+    assert res.feasible.any()
+    true = stored_values(help_store, space, name, res.archs)
+    for k in range(len(budgets)):
+        if res.feasible[k]:
+            assert res.measured[k] == pytest.approx(true[k])
+            assert true[k] <= budgets[k]
+    assert sum(m.total_cost.measurements for m in measurers) == int(res.measurements.sum())
