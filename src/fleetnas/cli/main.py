@@ -13,6 +13,8 @@ from fleetnas.cli import data as data_cmd
 from fleetnas.cli import devices as devices_cmd
 from fleetnas.cli import l2o as l2o_cmd
 from fleetnas.cli import measure as measure_cmd
+from fleetnas.cli import monotonicity as monotonicity_cmd
+from fleetnas.cli import optimize as optimize_cmd
 from fleetnas.cli import report as report_cmd
 from fleetnas.cli import spaces as spaces_cmd
 from fleetnas.cli.common import err_console
@@ -31,6 +33,8 @@ app.add_typer(devices_cmd.app, name="devices")
 app.add_typer(measure_cmd.app, name="measure")
 app.add_typer(agent_cmd.app, name="agent")
 app.add_typer(l2o_cmd.app, name="l2o")
+app.command("optimize")(optimize_cmd.optimize)
+app.command("monotonicity")(monotonicity_cmd.monotonicity)
 app.command("report")(report_cmd.report)
 
 

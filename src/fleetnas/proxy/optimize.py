@@ -1,0 +1,530 @@
+"""Approach 1 end to end for one target device: :func:`optimize_device`.
+
+Methods (``Approach1Config.method``):
+
+- ``"algorithm1"``: Algorithm 1 of the paper (bisection on ``t`` of eq. 6; eq. 7 with an energy
+  budget) on one proxy;
+- ``"front"``: the front variant (bisection along the proxy's Pareto front, eq. 5 with ``L'``);
+- ``"guided"`` (default): probes, a calibrated blend of the pool's proxies, and expected-
+  improvement verification under a measurement cap (:mod:`fleetnas.proxy.guided`).
+
+With ``proxy="auto"`` the target is matched to the pool (the target itself left out) from a few
+probe measurements; ``"algorithm1"`` and ``"front"`` then run on the best-matching proxy (the
+front variant starting where the calibrated blend puts the budget). With a named proxy, that
+proxy alone is used. After the search the measured designs are checked for monotonicity with the
+proxy (:func:`~fleetnas.proxy.fallback.check_monotonicity`; the guided search checks after every
+measurement); on failure the target gets its own predictor, is searched with it and is
+registered as a new proxy. Whatever happens, the design returned was measured within the budgets,
+or the status is ``infeasible`` and the fastest measured design is returned with its numbers.
+Every probe, search and fallback measurement is counted in :attr:`Approach1Result.measurements`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fleetnas.devices import Device
+from fleetnas.errors import InputError, UnknownNameError
+from fleetnas.measure.base import Measurer
+from fleetnas.proxy.bisection import TCache, algorithm1
+from fleetnas.proxy.energy import algorithm1_energy
+from fleetnas.proxy.fallback import (
+    MonotonicityCheck,
+    check_monotonicity,
+    train_target_predictor,
+)
+from fleetnas.proxy.front import front_variant
+from fleetnas.proxy.guided import guided_search
+from fleetnas.proxy.pool import BlendConfig, ProxyPool, ProxyScore
+from fleetnas.proxy.problem import ProxyProblem
+from fleetnas.proxy.session import MeasurerSession, TargetSession
+from fleetnas.proxy.verify import Selection, TraceStep, check_budgets, choose_design
+from fleetnas.search import MetricFn, pareto_front
+from fleetnas.spaces import SearchSpace
+from fleetnas.spaces.base import MAX_ENUMERABLE
+
+if TYPE_CHECKING:
+    from fleetnas.store import Store
+
+METHODS = ("guided", "algorithm1", "front")
+
+
+class Workspace:
+    """What Approach 1 reuses across targets and budgets of one space: the candidate designs
+    with their predicted accuracy, each proxy's problem (eqs. 5-7) over them, and each proxy's
+    Algorithm 1 cache of ``t -> x*(t)``.
+
+    ``candidates``: ``n x D`` (default: the whole space when it can be enumerated, else the
+    union of the designs :meth:`ProxyProblem.from_search` finds for every proxy of the pool).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        accuracy: MetricFn,
+        pool: ProxyPool,
+        candidates: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> None:
+        if pool.space.name != space.name:
+            raise InputError(f"pool of space {pool.space.name!r} used for space {space.name!r}")
+        self.space = space
+        self.accuracy_fn = accuracy
+        self.pool = pool
+        self.seed = seed
+        if candidates is None:
+            if space.size <= MAX_ENUMERABLE:
+                candidates = space.enumerate()
+            else:
+                parts = [
+                    ProxyProblem.from_search(space, accuracy, e.latency, seed=seed).archs
+                    for e in pool.entries
+                ]
+                if not parts:
+                    raise InputError("an empty pool cannot propose candidates for this space")
+                candidates = np.unique(np.concatenate(parts), axis=0)
+        self.candidates = space.check(candidates)
+        self.accuracy = np.asarray(accuracy(self.candidates), dtype=float).reshape(-1)
+        if len(self.accuracy) != len(self.candidates):
+            raise InputError("the accuracy function must return one value per design")
+        self._problems: dict[tuple[str, bool], ProxyProblem] = {}
+        self._tcaches: dict[str, TCache] = {}
+        self._fronts: dict[tuple[str, str], np.ndarray] = {}
+
+    def problem(self, name: str, with_energy: bool = False) -> ProxyProblem:
+        """Eqs. (5)-(7) on proxy ``name`` over the candidates (cached)."""
+        key = (name, with_energy)
+        if key not in self._problems:
+            entry = self.pool.get(name)
+            lat = np.exp(
+                self.pool.log_predictions(self.candidates, "latency")[self.pool.names.index(name)]
+            )
+            en = None
+            if with_energy:
+                if entry.energy is None:
+                    raise InputError(f"proxy {name!r} has no energy predictor (eq. 7 needs one)")
+                en = np.asarray(entry.energy(self.candidates), dtype=float)
+            self._problems[key] = ProxyProblem(
+                self.space, self.candidates, self.accuracy, lat, en, name=name
+            )
+        return self._problems[key]
+
+    def tcache(self, name: str) -> TCache:
+        """Algorithm 1's ``T, X*`` of proxy ``name`` (shared by all targets and budgets)."""
+        return self._tcaches.setdefault(name, TCache())
+
+    def front_union(self, pool: ProxyPool, metric: str = "latency") -> np.ndarray:
+        """Candidate indices on the accuracy/``metric`` front of at least one proxy of ``pool``
+        (the guided search's candidates: near every budget some proxy's front holds a design
+        at least as good as the target's own optimum, in practice)."""
+        z = pool.log_predictions(self.candidates, metric)
+        parts = []
+        for j, name in enumerate(pool.names):
+            key = (name, metric)
+            if key not in self._fronts:
+                self._fronts[key] = pareto_front(self.accuracy, z[j])
+            parts.append(self._fronts[key])
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+    def forget(self, name: str) -> None:
+        """Drop cached problems of proxy ``name`` (after it was re-registered)."""
+        self._problems = {k: v for k, v in self._problems.items() if k[0] != name}
+        self._fronts = {k: v for k, v in self._fronts.items() if k[0] != name}
+        self._tcaches.pop(name, None)
+
+
+@dataclass
+class Approach1Config:
+    """Settings of :func:`optimize_device`.
+
+    ``max_measurements``: cap on new target measurements of the guided search, probes included;
+    ``n_probes``: probe designs measured first when the proxy is chosen automatically (or when
+    the guided method calibrates a named proxy); ``delta``: Algorithm 1's ``δ`` relative to the
+    budget; ``max_iterate``: its ``Max_Iterate``; ``min_gain``: smallest expected accuracy gain
+    worth a measurement in the guided search (default: 0.01 % of the candidates' accuracy
+    range, 0.008 points on NAS-Bench-201); ``fallback``: whether a monotonicity failure
+    triggers training the target's own predictor from ``fallback_designs`` more measurements;
+    ``monotonicity_tol``, ``max_flip_share``, ``min_pairs``: the failure test.
+    """
+
+    method: str = "guided"
+    max_measurements: int = 10
+    n_probes: int = 3
+    delta: float = 0.01
+    max_iterate: int = 10
+    min_gain: float | None = None
+    fallback: bool = True
+    fallback_designs: int = 100
+    monotonicity_tol: float = 0.1
+    max_flip_share: float = 0.25
+    min_pairs: int = 6
+    blend: BlendConfig = field(default_factory=BlendConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InputError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.max_measurements < 1 or self.n_probes < 0 or self.fallback_designs < 1:
+            raise InputError(
+                "need max_measurements >= 1, n_probes >= 0 and fallback_designs >= 1, got "
+                f"{self.max_measurements}, {self.n_probes}, {self.fallback_designs}"
+            )
+        if self.n_probes >= self.max_measurements and self.method == "guided":
+            raise InputError(
+                f"n_probes ({self.n_probes}) must leave room under max_measurements "
+                f"({self.max_measurements}) for the search"
+            )
+
+
+@dataclass
+class Approach1Result:
+    """What :func:`optimize_device` returns (see the module docstring).
+
+    ``arch``: ``D`` int array of the design (``None`` only if nothing could be measured);
+    ``latency``/``energy``: its *measured* values; ``predicted_accuracy``: from the accuracy
+    predictor; ``measurements``: new target measurements of this call (probes and fallback
+    included); ``probes``/``fallback_measurements``: how many of them were which; ``reused``:
+    values answered from the session or the store for free.
+    """
+
+    device: str
+    space: str
+    method: str
+    proxy: str
+    status: str
+    arch: np.ndarray | None
+    arch_str: str
+    predicted_accuracy: float
+    latency: float
+    energy: float | None
+    latency_budget: float
+    energy_budget: float | None
+    measurements: int
+    probes: int = 0
+    fallback_measurements: int = 0
+    reused: int = 0
+    device_seconds: float = 0.0
+    fell_back: bool = False
+    registered: str | None = None
+    stop_reason: str = ""
+    trace: list[TraceStep] = field(default_factory=list)
+    proxy_scores: list[ProxyScore] = field(default_factory=list)
+    monotonicity: MonotonicityCheck | None = None
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "space": self.space,
+            "method": self.method,
+            "proxy": self.proxy,
+            "status": self.status,
+            "design": self.arch_str,
+            "arch": None if self.arch is None else self.arch.tolist(),
+            "predicted_accuracy": self.predicted_accuracy,
+            "latency": self.latency,
+            "energy": self.energy,
+            "latency_budget": self.latency_budget,
+            "energy_budget": self.energy_budget,
+            "measurements": self.measurements,
+            "probes": self.probes,
+            "fallback_measurements": self.fallback_measurements,
+            "reused": self.reused,
+            "device_seconds": self.device_seconds,
+            "fell_back": self.fell_back,
+            "registered": self.registered,
+            "stop_reason": self.stop_reason,
+            "monotonicity": None if self.monotonicity is None else self.monotonicity.to_dict(),
+            "proxy_scores": [s.to_dict() for s in self.proxy_scores],
+            "trace": [t.to_dict() for t in self.trace],
+            "wall_s": self.wall_s,
+        }
+
+
+def default_probes(workspace: Workspace, k: int, store: Store | None = None) -> np.ndarray:
+    """``k x D`` probe designs: the first ``k`` of HELP's reference architectures when the
+    store holds them for this space, else ``k`` designs of the pool's front union spread evenly
+    over the pool's mean predicted latency."""
+    if k == 0:
+        return np.zeros((0, workspace.space.n_decisions), np.int64)
+    if store is not None:
+        from fleetnas.data import reference_archs
+
+        try:
+            ref = reference_archs(store, workspace.space)
+            if len(ref) >= k:
+                return ref[:k]
+        except UnknownNameError:
+            pass
+    idx = workspace.front_union(workspace.pool)
+    if len(idx) == 0:
+        idx = np.arange(len(workspace.candidates))
+    z = workspace.pool.log_predictions(workspace.candidates[idx]).mean(axis=0)
+    order = idx[np.argsort(z, kind="stable")]
+    pos = ((np.arange(k) + 0.5) / k * len(order)).astype(int)
+    return workspace.candidates[order[np.unique(pos)]]
+
+
+def optimize_device(
+    workspace: Workspace,
+    target: TargetSession | Measurer,
+    latency_budget: float,
+    energy_budget: float | None = None,
+    proxy: str = "auto",
+    config: Approach1Config | None = None,
+    probes: np.ndarray | None = None,
+    store: Store | None = None,
+    target_device: Device | None = None,
+) -> Approach1Result:
+    """Approach 1 for one target (see the module docstring).
+
+    ``target``: a :class:`TargetSession` or a :class:`~fleetnas.measure.Measurer` (wrapped in
+    a :class:`MeasurerSession`; reuse one session across budgets to share its measurements);
+    ``proxy``: a pool name or ``"auto"``; ``probes``: ``K x D`` probe designs (default
+    :func:`default_probes`); ``store``: where a fallen-back target is registered as a new proxy
+    (and where a replayed device's ledger is kept); ``target_device``: the target's record (spec
+    features for the pool's prior; default: the measurer's device).
+    """
+    t0 = time.perf_counter()
+    cfg = config or Approach1Config()
+    check_budgets(latency_budget, energy_budget)
+    space = workspace.space
+    metrics = ("latency", "energy") if energy_budget is not None else ("latency",)
+    if isinstance(target, Measurer):
+        target_device = target_device or target.device
+        session: TargetSession = MeasurerSession(target, space, metrics)
+    else:
+        session = target
+        if energy_budget is not None and "energy" not in session.metrics:
+            raise InputError("an energy budget needs a target session that measures energy")
+    start = (session.cost.measurements, session.cost.reused, session.cost.device_seconds)
+    use_e = energy_budget is not None
+    pool = workspace.pool.without(session.device)
+    if use_e:
+        pool = pool.with_energy()
+    if proxy != "auto":
+        if proxy == session.device:
+            raise InputError(f"the proxy and the target are the same device {proxy!r}")
+        pool = ProxyPool(space, [pool.get(proxy)]) if proxy in pool else None  # type: ignore[assignment]
+        if pool is None:
+            names = workspace.pool.without(session.device).names
+            from fleetnas.errors import unknown
+
+            raise unknown("proxy" + (" with energy" if use_e else ""), proxy, names)
+    if len(pool) == 0:
+        raise InputError(
+            "no proxy device is available" + (" with an energy predictor" if use_e else "")
+        )
+    trace: list[TraceStep] = []
+    n_probe = 0
+    need_probes = proxy == "auto" or cfg.method == "guided"
+    if need_probes and cfg.n_probes:
+        pr = default_probes(workspace, cfg.n_probes, store) if probes is None else probes
+        pr = space.check(pr)
+        before = session.cost.measurements
+        vals = session.measure(pr)
+        n_probe = session.cost.measurements - before
+        for i, (a, v) in enumerate(zip(pr, vals, strict=True)):
+            trace.append(
+                TraceStep(
+                    step=len(trace) + 1,
+                    phase="probe",
+                    key=f"probe {i + 1}",
+                    arch=space.format(a),
+                    latency=float(v[0]),
+                    energy=float(v[1]) if len(v) > 1 else None,
+                    feasible=bool(v[0] <= latency_budget and (not use_e or v[1] <= energy_budget)),
+                    decision="probe for proxy choice and calibration",
+                )
+            )
+    cand_idx = workspace.front_union(pool)
+    cands = workspace.candidates[cand_idx]
+    blend = pool.blend(cands, "latency", target_device, cfg.blend)
+    e_blend = pool.blend(cands, "energy", target_device, cfg.blend) if use_e else None
+    archs_m, vals_m = session.measured
+    if len(archs_m):
+        blend.fit(archs_m, vals_m[:, 0])
+    chosen = pool.names[blend.top]
+    scores = blend.scores()
+    mono: MonotonicityCheck | None = None
+
+    def check_top(archs: np.ndarray, vals: np.ndarray) -> bool:
+        nonlocal mono
+        pred = np.exp(blend.log_pred(archs)[blend.top])
+        mono = check_monotonicity(
+            pred, vals[:, 0], cfg.monotonicity_tol, cfg.max_flip_share, cfg.min_pairs
+        )
+        return cfg.fallback and mono.failed
+
+    reason = ""
+    spent = session.cost.measurements - start[0]
+    if cfg.method == "guided":
+        min_gain = cfg.min_gain
+        if min_gain is None:
+            min_gain = 1e-4 * float(np.ptp(workspace.accuracy[np.isfinite(workspace.accuracy)]))
+        sel, reason = guided_search(
+            space,
+            cands,
+            workspace.accuracy[cand_idx],
+            workspace.accuracy_fn,
+            session,
+            blend,
+            latency_budget,
+            e_blend,
+            energy_budget,
+            max_measurements=max(0, cfg.max_measurements - spent),
+            min_gain=min_gain,
+            check=check_top,
+            step0=len(trace),
+        )
+        chosen = pool.names[blend.top]
+        scores = blend.scores()
+    else:
+        problem = workspace.problem(chosen, with_energy=use_e)
+        if cfg.method == "algorithm1":
+            if use_e:
+                sel = algorithm1_energy(
+                    problem,
+                    session,
+                    latency_budget,
+                    float(energy_budget),
+                    cfg.delta,
+                    cfg.max_iterate,
+                    step0=len(trace),
+                )
+            else:
+                sel = algorithm1(
+                    problem,
+                    session,
+                    latency_budget,
+                    cfg.delta * latency_budget,
+                    cfg.max_iterate,
+                    workspace.tcache(chosen),
+                    step0=len(trace),
+                ).selection
+        else:
+            start_pos = None
+            if len(archs_m):
+                f = problem.front(with_energy=use_e)
+                pred = blend.predict(problem.archs[f])
+                ok = np.flatnonzero(pred <= latency_budget)
+                start_pos = int(ok[-1]) if len(ok) else 0
+            sel = front_variant(
+                problem,
+                session,
+                latency_budget,
+                energy_budget,
+                start=start_pos,
+                step0=len(trace),
+            )
+        reason = "search done"
+        archs_m, vals_m = session.measured
+        blend.fit(archs_m, vals_m[:, 0])
+        check_top(archs_m, vals_m)
+    trace.extend(sel.trace)
+    fell_back = False
+    registered = None
+    n_fb = 0
+    if cfg.fallback and mono is not None and mono.failed:
+        fell_back = True
+        fb_start = session.cost.measurements
+        lat_p, en_p, _ = train_target_predictor(session, cfg.fallback_designs, cfg.seed)
+        name = session.device
+        workspace.pool.register(name, lat_p, store, target_device, en_p, source="fallback")
+        workspace.forget(name)
+        registered = name
+        own = ProxyPool(space, [workspace.pool.get(name)])
+        own_idx = np.unique(np.concatenate([cand_idx, workspace.front_union(own)]))
+        own_blend = own.blend(workspace.candidates[own_idx], "latency", None, cfg.blend)
+        own_e = (
+            own.blend(workspace.candidates[own_idx], "energy", None, cfg.blend) if use_e else None
+        )
+        sel, reason = guided_search(
+            space,
+            workspace.candidates[own_idx],
+            workspace.accuracy[own_idx],
+            workspace.accuracy_fn,
+            session,
+            own_blend,
+            latency_budget,
+            own_e,
+            energy_budget,
+            max_measurements=cfg.max_measurements,
+            min_gain=0.0,
+            phase="fallback",
+            step0=len(trace),
+        )
+        trace.extend(sel.trace)
+        n_fb = session.cost.measurements - fb_start
+        chosen = name
+    final = _final(workspace, session, latency_budget, energy_budget)
+    session.commit()
+    cost = session.cost
+    return Approach1Result(
+        device=session.device,
+        space=space.name,
+        method=cfg.method,
+        proxy=chosen,
+        status=final.status,
+        arch=final.arch,
+        arch_str="" if final.arch is None else space.format(final.arch),
+        predicted_accuracy=final.accuracy,
+        latency=final.latency,
+        energy=final.energy,
+        latency_budget=float(latency_budget),
+        energy_budget=None if energy_budget is None else float(energy_budget),
+        measurements=cost.measurements - start[0],
+        probes=n_probe,
+        fallback_measurements=n_fb,
+        reused=cost.reused - start[1],
+        device_seconds=cost.device_seconds - start[2],
+        fell_back=fell_back,
+        registered=registered,
+        stop_reason=reason,
+        trace=trace,
+        proxy_scores=scores[:5],
+        monotonicity=mono,
+        wall_s=time.perf_counter() - t0,
+    )
+
+
+def _final(
+    workspace: Workspace,
+    session: TargetSession,
+    latency_budget: float,
+    energy_budget: float | None,
+) -> Selection:
+    """The budget guarantee over every design the session has measured."""
+    archs, vals = session.measured
+    if len(archs) == 0:
+        return Selection(None, "infeasible", np.nan, None, np.nan)
+    acc = np.asarray(workspace.accuracy_fn(archs), dtype=float)
+    use_e = energy_budget is not None
+    k, status = choose_design(
+        acc, vals[:, 0], vals[:, 1] if use_e else None, latency_budget, energy_budget
+    )
+    return Selection(
+        arch=archs[k].copy(),
+        status=status,
+        latency=float(vals[k, 0]),
+        energy=float(vals[k, 1]) if vals.shape[1] > 1 else None,
+        accuracy=float(acc[k]),
+    )
+
+
+__all__ = [
+    "METHODS",
+    "Approach1Config",
+    "Approach1Result",
+    "Workspace",
+    "default_probes",
+    "optimize_device",
+]

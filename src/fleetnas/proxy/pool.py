@@ -1,0 +1,550 @@
+"""A pool of proxy devices with their predictors, and how a new target is matched to them.
+
+Remark 4.3 ("When performance monotonicity does not hold"): when a device arrives, match it with
+the most suitable proxy by similarity; when none is monotone with it, train its own predictor and
+make it a proxy for future devices.
+
+Similarity (:meth:`ProxyPool.rank`). A few *probe* designs are measured on the target. For each
+proxy ``j`` the target's log latency is modelled as a calibrated copy of the proxy's prediction,
+
+    log y(x) = a_j + b_j log p_j(x) + ε,   ε ~ N(0, noise²),  b_j ~ N(1, slope_sd²),
+
+and the proxy's score is the log marginal likelihood (evidence) of the probe values under that
+model, plus a prior from catalog spec features where both devices have them (negative mean
+squared distance of standardized ``sign(s) log(1 + |s|)`` spec vectors, over ``temperature``).
+The evidence rewards rank agreement (a proxy that orders the probes differently cannot fit a
+positive slope) and a stable scale at once; Kendall's τ on the probes is reported next to it.
+
+Blend (:class:`ProxyBlend`). The posterior weights of the proxies give a Bayesian model average:
+a calibrated prediction of the target's latency in its own units with a spread, refitted after
+every measurement. It starts the bisection near the right ``L'`` and tells the guided search how
+likely a candidate is to meet the budget.
+
+Persistence. :meth:`ProxyPool.from_store` builds the pool from the store: every device whose
+stored latencies cover an enumerable space (exact lookups, e.g. HELP's 27 NAS-Bench-201
+settings) plus every proxy registered before (artifact kind ``proxy-pool``, one per space, naming
+predictor artifacts). :meth:`ProxyPool.register` adds a device with a trained predictor, writing
+the predictor and the pool record in one run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import stats
+
+from fleetnas.devices import Device
+from fleetnas.errors import InputError, UnknownNameError, unknown
+from fleetnas.spaces import SearchSpace
+from fleetnas.spaces.base import MAX_ENUMERABLE
+
+if TYPE_CHECKING:
+    from fleetnas.predict.base import Predictor
+    from fleetnas.store import Store
+
+#: Artifact kind of the stored pool record of a space.
+POOL_KIND = "proxy-pool"
+#: Statistics under which a device's stored latency is read (HELP stores ``mean``).
+STATISTICS = ("median", "mean")
+
+MetricFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class ProxyEntry:
+    """One proxy: a device and its latency (and optional energy) predictor.
+
+    ``latency``/``energy``: callables ``n x D -> n`` positive values (a fitted predictor's
+    ``predict`` or an exact lookup). ``source``: ``"table"`` (the device's stored values),
+    ``"predictor"`` (a registered predictor artifact) or ``"fallback"`` (trained on a target
+    during Approach 1). ``predictor``: the artifact name of a persisted predictor.
+    """
+
+    name: str
+    latency: MetricFn
+    energy: MetricFn | None = None
+    device: Device | None = None
+    source: str = "table"
+    predictor: str | None = None
+    energy_predictor: str | None = None
+
+    def metric(self, metric: str) -> MetricFn | None:
+        if metric == "latency":
+            return self.latency
+        if metric == "energy":
+            return self.energy
+        raise InputError(f"a proxy predicts latency or energy, not {metric!r}")
+
+
+@dataclass
+class ProxyScore:
+    """How well one proxy explains the target's measured designs (see the module docstring)."""
+
+    name: str
+    weight: float
+    log_evidence: float
+    spec_log_prior: float
+    kendall: float
+    slope: float
+    intercept: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BlendConfig:
+    """Parameters of the calibrated model (log units): candidate observation ``noise`` levels
+    (each proxy is paired with every level and the evidence weighs them, so a proxy that fits
+    badly widens its own predictive spread instead of staying confidently wrong), prior spread
+    of the slope ``slope_sd`` around 1, of the intercept ``intercept_sd`` around 0 (vague), and
+    the ``spec_temperature`` of the spec prior (``0`` turns it off)."""
+
+    noise: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
+    slope_sd: float = 0.35
+    intercept_sd: float = 100.0
+    spec_temperature: float = 3.0
+
+    def __post_init__(self) -> None:
+        levels = np.atleast_1d(np.asarray(self.noise, dtype=float))
+        self.noise = tuple(float(x) for x in levels)
+        if (
+            not len(levels)
+            or np.any(levels <= 0)
+            or min(self.slope_sd, self.intercept_sd) <= 0
+            or self.spec_temperature < 0
+        ):
+            raise InputError(
+                "blend parameters need noise levels, slope_sd, intercept_sd > 0 and "
+                "spec_temperature >= 0"
+            )
+
+
+class ProxyBlend:
+    """Bayesian model average of ``log y = a_j + b_j log p_j(x) + ε`` over proxies ``j`` and
+    noise levels.
+
+    ``log_pred(archs) -> p x n`` log predictions of the ``p`` proxies; ``log_prior``: ``p``
+    prior log weights (spec similarity). :meth:`fit` conditions on measured designs,
+    :meth:`predict_log` gives the mixture's mean and standard deviation of ``log y``.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        log_pred: Callable[[np.ndarray], np.ndarray],
+        log_prior: np.ndarray | None = None,
+        config: BlendConfig | None = None,
+    ) -> None:
+        self.names = list(names)
+        if not self.names:
+            raise InputError("a proxy blend needs at least one proxy")
+        self.log_pred = log_pred
+        p = len(self.names)
+        self.log_prior = np.zeros(p) if log_prior is None else np.asarray(log_prior, float)
+        if self.log_prior.shape != (p,):
+            raise InputError(f"{p} proxies but {self.log_prior.shape} prior log weights")
+        self.config = config or BlendConfig()
+        c = self.config
+        self._k = len(c.noise)
+        self._s2 = np.tile(np.asarray(c.noise, dtype=float) ** 2, p)
+        self._p0 = np.diag([1.0 / c.intercept_sd**2, 1.0 / c.slope_sd**2])
+        self._m0 = np.array([0.0, 1.0])
+        m = p * self._k
+        self._mean = np.tile(self._m0, (m, 1))
+        self._cov = np.tile(np.linalg.inv(self._p0), (m, 1, 1))
+        self._lev = np.zeros(m)
+        self._wm = np.repeat(np.exp(self.log_prior - self.log_prior.max()), self._k)
+        self._wm /= self._wm.sum()
+        self.n_obs = 0
+        self._u = np.zeros((p, 0))
+        self._y = np.zeros(0)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """``p`` posterior weights of the proxies (summed over noise levels)."""
+        return self._wm.reshape(-1, self._k).sum(axis=1)
+
+    @property
+    def log_evidence(self) -> np.ndarray:
+        """``p`` log marginal likelihoods of the proxies (averaged over noise levels)."""
+        lev = self._lev.reshape(-1, self._k)
+        top = lev.max(axis=1, keepdims=True)
+        return (top + np.log(np.exp(lev - top).mean(axis=1, keepdims=True)))[:, 0]
+
+    def _per_proxy(self, arr: np.ndarray) -> np.ndarray:
+        """Model-level array -> the value of each proxy's most probable noise level."""
+        best = self._wm.reshape(-1, self._k).argmax(axis=1)
+        return arr.reshape(-1, self._k, *arr.shape[1:])[np.arange(len(best)), best]
+
+    def fit(self, archs: np.ndarray, values: np.ndarray, u: np.ndarray | None = None) -> ProxyBlend:
+        """Condition on ``n`` measured designs (``values`` > 0 in the target's units); ``u``:
+        their ``p x n`` log predictions if already known."""
+        y = np.log(np.asarray(values, dtype=float).reshape(-1))
+        u = self.log_pred(archs) if u is None else np.asarray(u, dtype=float)
+        self._u, self._y, self.n_obs = u, y, len(y)
+        p, n = u.shape
+        if n == 0:
+            return self
+        s2 = self._s2
+        X = np.repeat(np.stack([np.ones((p, n)), u], axis=-1), self._k, axis=0)
+        prec = self._p0[None] + np.einsum("mni,mnj->mij", X, X) / s2[:, None, None]
+        self._cov = np.linalg.inv(prec)
+        rhs = (self._p0 @ self._m0)[None] + np.einsum("mni,n->mi", X, y) / s2[:, None]
+        self._mean = np.einsum("mij,mj->mi", self._cov, rhs)
+        c0 = np.linalg.inv(self._p0)
+        cy = s2[:, None, None] * np.eye(n)[None] + np.einsum("mni,ij,mkj->mnk", X, c0, X)
+        r = y[None] - X @ self._m0
+        _, logdet = np.linalg.slogdet(cy)
+        quad = np.einsum("mn,mn->m", r, np.linalg.solve(cy, r[..., None])[..., 0])
+        self._lev = -0.5 * (quad + logdet + n * np.log(2 * np.pi))
+        lw = self._lev + np.repeat(self.log_prior, self._k)
+        w = np.exp(lw - lw.max())
+        self._wm = w / w.sum()
+        return self
+
+    def predict_log(
+        self, archs: np.ndarray | None = None, u: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, std)`` of the target's log value at ``archs`` (or at designs with ``p x n``
+        log predictions ``u``)."""
+        u = self.log_pred(archs) if u is None else np.asarray(u, dtype=float)
+        keep = self._wm > 1e-9 * self._wm.max()
+        um = np.repeat(u, self._k, axis=0)[keep]
+        a, b = self._mean[keep, 0:1], self._mean[keep, 1:2]
+        mus = a + b * um
+        cv = self._cov[keep]
+        var = cv[:, 0, 0][:, None] + 2 * cv[:, 0, 1][:, None] * um + cv[:, 1, 1][:, None] * um**2
+        var = var + self._s2[keep][:, None]
+        w = self._wm[keep] / self._wm[keep].sum()
+        mu = w @ mus
+        v = w @ (var + mus**2) - mu**2
+        return mu, np.sqrt(np.maximum(v, 1e-12))
+
+    def predict(self, archs: np.ndarray) -> np.ndarray:
+        """Calibrated prediction in the target's units (``exp`` of the mean log)."""
+        return np.exp(self.predict_log(archs)[0])
+
+    @property
+    def top(self) -> int:
+        """Index of the proxy with the largest weight."""
+        return int(np.argmax(self.weights))
+
+    def scores(self) -> list[ProxyScore]:
+        """One :class:`ProxyScore` per proxy, by weight descending."""
+        out = []
+        coef = self._per_proxy(self._mean)
+        weights, lev = self.weights, self.log_evidence
+        for j, name in enumerate(self.names):
+            tau = float("nan")
+            if self.n_obs >= 2:
+                tau = float(stats.kendalltau(self._u[j], self._y)[0])
+            out.append(
+                ProxyScore(
+                    name=name,
+                    weight=float(weights[j]),
+                    log_evidence=float(lev[j]),
+                    spec_log_prior=float(self.log_prior[j]),
+                    kendall=tau,
+                    slope=float(coef[j, 1]),
+                    intercept=float(coef[j, 0]),
+                )
+            )
+        return sorted(out, key=lambda s: -s.weight)
+
+
+@dataclass
+class ProxyPool:
+    """Proxies of one space (see the module docstring)."""
+
+    space: SearchSpace
+    entries: list[ProxyEntry] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._cache: dict[tuple[str, str, str], np.ndarray] = {}
+        names = [e.name for e in self.entries]
+        if len(set(names)) != len(names):
+            raise InputError(f"proxy names must be unique, got {names}")
+
+    # ---- membership -------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return [e.name for e in self.entries]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.names
+
+    def get(self, name: str) -> ProxyEntry:
+        for e in self.entries:
+            if e.name == name:
+                return e
+        raise unknown("proxy", name, self.names)
+
+    def add(self, entry: ProxyEntry) -> None:
+        """Add (or replace, by name) a proxy."""
+        self.entries = [e for e in self.entries if e.name != entry.name] + [entry]
+        self._cache = {k: v for k, v in self._cache.items() if k[0] != entry.name}
+
+    def without(self, *names: str) -> ProxyPool:
+        """A pool sharing these entries minus ``names`` (e.g. the target itself)."""
+        out = ProxyPool(self.space, [e for e in self.entries if e.name not in names])
+        out._cache = {k: v for k, v in self._cache.items() if k[0] not in names}
+        return out
+
+    def with_energy(self) -> ProxyPool:
+        """The proxies that also predict energy."""
+        return self.without(*(e.name for e in self.entries if e.energy is None))
+
+    # ---- predictions ------------------------------------------------------------------------
+    def log_predictions(self, archs: np.ndarray, metric: str = "latency") -> np.ndarray:
+        """``p x n`` log predictions of every proxy, cached per design batch."""
+        a = self.space.check(archs)
+        key = hashlib.blake2b(a.tobytes(), digest_size=12).hexdigest() + str(a.shape)
+        rows = []
+        for e in self.entries:
+            ck = (e.name, metric, key)
+            if ck not in self._cache:
+                fn = e.metric(metric)
+                if fn is None:
+                    raise InputError(f"proxy {e.name!r} has no {metric} predictor")
+                v = np.asarray(fn(a), dtype=float).reshape(-1)
+                if len(v) != len(a) or not np.all(np.isfinite(v)) or np.any(v <= 0):
+                    raise InputError(
+                        f"proxy {e.name!r} returned {metric} values that are not positive "
+                        f"finite numbers, one per design"
+                    )
+                self._cache[ck] = np.log(v)
+            rows.append(self._cache[ck])
+        return np.stack(rows) if rows else np.zeros((0, len(a)))
+
+    def spec_log_prior(self, target: Device | None, temperature: float = 1.0) -> np.ndarray:
+        """``p`` log prior weights from spec similarity to ``target`` (zeros where unknown)."""
+        from fleetnas.devices.catalog import NUMERIC_KEYS
+
+        p = len(self.entries)
+        if target is None or temperature <= 0 or p == 0:
+            return np.zeros(p)
+        devs = [target] + [e.device for e in self.entries]
+        raw = np.full((p + 1, len(NUMERIC_KEYS)), np.nan)
+        for i, d in enumerate(devs):
+            if d is None:
+                continue
+            for k, key in enumerate(NUMERIC_KEYS):
+                v = d.features.get(key)
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    raw[i, k] = float(v)
+        if np.isnan(raw[0]).all():
+            return np.zeros(p)
+        s = np.sign(raw) * np.log1p(np.abs(raw))
+        have = np.isfinite(s[1:])
+        cnt = have.sum(axis=0)
+        filled = np.where(have, s[1:], 0.0)
+        mu = filled.sum(axis=0) / np.maximum(cnt, 1)
+        sd = np.sqrt((np.where(have, s[1:] - mu, 0.0) ** 2).sum(axis=0) / np.maximum(cnt, 1))
+        sd = np.where(sd > 1e-9, sd, 1.0)
+        d2 = ((s[1:] - s[0]) / sd) ** 2
+        both = np.isfinite(d2)
+        n_both = both.sum(axis=1)
+        out = np.zeros(p)
+        has = n_both > 0
+        out[has] = -np.where(both, d2, 0.0).sum(axis=1)[has] / n_both[has] / temperature
+        return out
+
+    def blend(
+        self,
+        candidates: np.ndarray | None = None,
+        metric: str = "latency",
+        target: Device | None = None,
+        config: BlendConfig | None = None,
+    ) -> ProxyBlend:
+        """A :class:`ProxyBlend` over this pool (all proxies need ``metric``); ``candidates``
+        pre-computes their predictions so later lookups are free."""
+        if len(self) == 0:
+            raise InputError("the proxy pool is empty")
+        cfg = config or BlendConfig()
+        if candidates is not None:
+            self.log_predictions(candidates, metric)
+        memo: dict[bytes, np.ndarray] = {}
+
+        def log_pred(archs: np.ndarray) -> np.ndarray:
+            a = self.space.check(archs)
+            keys = [r.tobytes() for r in a]
+            todo = [i for i, k in enumerate(keys) if k not in memo]
+            if todo:
+                z = self.log_predictions(a[todo], metric)
+                for col, i in enumerate(todo):
+                    memo[keys[i]] = z[:, col]
+            return np.stack([memo[k] for k in keys], axis=1)
+
+        prior = self.spec_log_prior(target, cfg.spec_temperature)
+        return ProxyBlend(self.names, log_pred, prior, cfg)
+
+    def rank(
+        self,
+        archs: np.ndarray,
+        values: np.ndarray,
+        target: Device | None = None,
+        config: BlendConfig | None = None,
+    ) -> list[ProxyScore]:
+        """Proxies by similarity to a target measured at ``archs`` (``values`` in its units)."""
+        return self.blend(None, "latency", target, config).fit(archs, values).scores()
+
+    # ---- store ------------------------------------------------------------------------------
+    @classmethod
+    def from_store(
+        cls,
+        store: Store,
+        space: SearchSpace,
+        exclude: Sequence[str] = (),
+        tables: bool = True,
+    ) -> ProxyPool:
+        """Registered proxies of ``space`` plus (``tables``) every device whose stored latency
+        covers the (enumerable) space, as exact lookups; ``exclude`` leaves devices out."""
+        from fleetnas.predict import TableLookup, load_predictor
+
+        entries: dict[str, ProxyEntry] = {}
+        if tables and space.size <= MAX_ENUMERABLE:
+            summary = store.measurement_summary()
+            if len(summary):
+                rows = summary[(summary["space"] == space.name)]
+                lat = rows[rows["metric"] == "latency"]
+                full = lat[lat["archs"] >= space.size]
+                energy_devs = set(
+                    rows[(rows["metric"] == "energy") & (rows["archs"] >= space.size)]["device"]
+                )
+                for name in sorted(set(full["device"]) - set(exclude)):
+                    look = _lookup(store, space, name, "latency", TableLookup)
+                    if look is None:
+                        continue
+                    e_look = (
+                        _lookup(store, space, name, "energy", TableLookup)
+                        if name in energy_devs
+                        else None
+                    )
+                    entries[name] = ProxyEntry(
+                        name=name,
+                        latency=look.predict,
+                        energy=None if e_look is None else e_look.predict,
+                        device=store.get_device(name),
+                        source="table",
+                    )
+        for rec in _pool_record(store, space)["entries"]:
+            if rec["name"] in exclude:
+                continue
+            lat_p = load_predictor(store, rec["predictor"], space)
+            e_p = (
+                load_predictor(store, rec["energy_predictor"], space)
+                if rec.get("energy_predictor")
+                else None
+            )
+            dev = Device.from_dict(rec["device"]) if rec.get("device") else None
+            entries[rec["name"]] = ProxyEntry(
+                name=rec["name"],
+                latency=lat_p.predict,
+                energy=None if e_p is None else e_p.predict,
+                device=dev,
+                source=rec.get("source", "predictor"),
+                predictor=rec["predictor"],
+                energy_predictor=rec.get("energy_predictor"),
+            )
+        return cls(space, list(entries.values()))
+
+    def register(
+        self,
+        name: str,
+        latency: Predictor,
+        store: Store | None = None,
+        device: Device | None = None,
+        energy: Predictor | None = None,
+        source: str = "fallback",
+    ) -> ProxyEntry:
+        """Add a proxy with fitted predictors; with a ``store`` also persist the predictors and
+        the pool record in one run (nothing is written if any part fails)."""
+        from fleetnas.predict.base import ARTIFACT_KIND
+        from fleetnas.store import Artifact
+
+        pred_name = f"proxy/{self.space.name}/{name}/latency"
+        e_name = f"proxy/{self.space.name}/{name}/energy" if energy is not None else None
+        entry = ProxyEntry(
+            name=name,
+            latency=latency.predict,
+            energy=None if energy is None else energy.predict,
+            device=device,
+            source=source,
+            predictor=pred_name if store is not None else None,
+            energy_predictor=e_name if store is not None else None,
+        )
+        if store is not None:
+            arts = [Artifact(pred_name, ARTIFACT_KIND, latency.to_bytes(), latency.artifact_meta())]
+            if energy is not None and e_name is not None:
+                arts.append(
+                    Artifact(e_name, ARTIFACT_KIND, energy.to_bytes(), energy.artifact_meta())
+                )
+            record = _pool_record(store, self.space)
+            record["entries"] = [r for r in record["entries"] if r["name"] != name]
+            record["entries"].append(
+                {
+                    "name": name,
+                    "predictor": pred_name,
+                    "energy_predictor": e_name,
+                    "device": None if device is None else device.to_dict(),
+                    "source": source,
+                }
+            )
+            arts.append(
+                Artifact(
+                    self.space.name,
+                    POOL_KIND,
+                    json.dumps(record, indent=1).encode(),
+                    {"space": self.space.name, "count": len(record["entries"])},
+                )
+            )
+            with store.run("proxy-register", {"space": self.space.name, "proxy": name}) as run:
+                if device is not None:
+                    run.add_device(device)
+                for art in arts:
+                    run.save_artifact(art)
+        self.add(entry)
+        return entry
+
+
+def _lookup(store: Store, space: SearchSpace, device: str, metric: str, klass: Any) -> Any:
+    for stat in STATISTICS:
+        archs, vals = store.get_measurements(space, device, metric, statistic=stat)
+        if len(vals) >= space.size and np.all(np.isfinite(vals)) and np.all(vals > 0):
+            return klass(space).fit(archs, vals)
+    return None
+
+
+def _pool_record(store: Store, space: SearchSpace) -> dict[str, Any]:
+    try:
+        art = store.load_artifact(space.name, POOL_KIND)
+    except UnknownNameError:
+        return {"space": space.name, "entries": []}
+    try:
+        rec = json.loads(art.payload)
+        if not isinstance(rec.get("entries"), list):
+            raise TypeError
+    except (ValueError, TypeError, AttributeError):
+        from fleetnas.errors import DataError
+
+        raise DataError(f"artifact {POOL_KIND}/{space.name} is not a proxy pool record") from None
+    return rec
+
+
+__all__ = [
+    "POOL_KIND",
+    "BlendConfig",
+    "ProxyBlend",
+    "ProxyEntry",
+    "ProxyPool",
+    "ProxyScore",
+]
