@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 from plotly.offline import get_plotlyjs
-from scipy.stats import spearmanr
+from scipy.stats import kendalltau, spearmanr
 
 from fleetnas.errors import InputError
 from fleetnas.report import build_figures, read_plan, render_report, summarize, to_plotly
@@ -151,6 +151,12 @@ def test_monotonicity_from_store_matches_scipy_and_includes_the_proxy(report_dat
     i, j = data.devices.index("pixel3"), data.devices.index("gold_6226")
     want = spearmanr(report_data.tables["pixel3"], report_data.tables["gold_6226"]).statistic
     assert data.spearman[i, j] == pytest.approx(want, abs=1e-12)
+    tau = kendalltau(report_data.tables["pixel3"], report_data.tables["gold_6226"]).statistic
+    assert data.kendall[i, j] == pytest.approx(tau, abs=1e-12)
+    off = ~np.eye(k, dtype=bool)
+    assert ((data.flip_share[off] > 0) & (data.flip_share[off] < 0.5)).all()
+    # pairs that agree more in rank flip fewer design pairs
+    assert spearmanr(data.spearman[off], data.flip_share[off]).statistic < -0.9
     # families are grouped
     fams = data.families[1:]
     assert fams == sorted(fams)

@@ -353,6 +353,15 @@ def monotonicity_figure(data: MonotonicityData | None) -> FigureSpec:
         if off.size
         else f"{k} devices, {src}."
     )
+    if data.flip_share is not None and k > 1:
+        flips = data.flip_share[~np.eye(k, dtype=bool)]
+        flips = flips[np.isfinite(flips)]
+        if flips.size:
+            spec.caption += (
+                f" Design pairs whose latency order flips between two devices: median "
+                f"{100 * np.median(flips):.1f}%, worst {100 * flips.max():.1f}% (hover for "
+                f"each pair's Kendall τ and flip share)."
+            )
     return spec
 
 

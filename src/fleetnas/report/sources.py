@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from fleetnas.errors import FleetnasError
+from fleetnas.proxy.monotonicity import pair_stats
 from fleetnas.report.plan import budget_ms, entries, family, num
 from fleetnas.search.pareto import BudgetIndex, pareto_front
 from fleetnas.spaces import SearchSpace, get_space
@@ -290,6 +291,23 @@ def monotonicity_from_plan(plan: dict[str, Any]) -> MonotonicityData | None:
     )
 
 
+def common_latencies(store: Store, space: SearchSpace, devices: Sequence[str]) -> np.ndarray | None:
+    """``n x k`` latencies of the designs every device of ``devices`` has a stored latency for
+    (rows in design-key order), None when a device has none. Vectorized join on row keys."""
+    tables = [stored_latencies(store, space, d) for d in devices]
+    if any(t is None for t in tables):
+        return None
+    keys = [row_keys(t[0]) for t in tables]  # type: ignore[index]
+    common = keys[0]
+    for k in keys[1:]:
+        common = np.intersect1d(common, k)
+    cols = []
+    for k, (_, values) in zip(keys, tables, strict=True):  # type: ignore[misc]
+        order = np.argsort(k)
+        cols.append(values[order[np.searchsorted(k[order], common)]])
+    return np.stack(cols, axis=1)
+
+
 def monotonicity_from_store(
     plan: dict[str, Any],
     store: Store,
@@ -298,8 +316,9 @@ def monotonicity_from_store(
     min_designs: int = 50,
     seed: int = 0,
 ) -> MonotonicityData | None:
-    """Spearman rank correlation of latencies between the plan's devices that have stored
-    latencies, over designs measured on all of them (at most ``max_designs``, drawn with
+    """Pairwise latency rank agreement (:func:`fleetnas.proxy.monotonicity.pair_stats`:
+    Spearman, Kendall, flipped-pair share) between the plan's devices and proxies that have
+    stored latencies, over designs measured on all of them (at most ``max_designs``, drawn with
     ``seed``); devices ordered by family. None when fewer than two devices share
     ``min_designs`` designs."""
     space = plan_space(plan)
@@ -324,49 +343,31 @@ def monotonicity_from_store(
         ][: max_devices - len(proxies)]
     )
     devs.sort(key=lambda d: (fam_of.get(d, ""), d))
-    tables = {}
-    for d in devs:
-        tab = stored_latencies(store, space, d)
-        if tab is not None:
-            tables[d] = tab
-    devs = [d for d in devs if d in tables]
     if len(devs) < 2:
         return None
-    common = row_keys(tables[devs[0]][0])
-    for d in devs[1:]:
-        common = np.intersect1d(common, row_keys(tables[d][0]))
-    if len(common) < min_designs:
+    lat = common_latencies(store, space, devs)
+    if lat is None or len(lat) < min_designs:
         return None
-    rng = np.random.default_rng(seed)
-    if len(common) > max_designs:
-        common = np.sort(rng.choice(common, size=max_designs, replace=False))
-    cols = []
-    for d in devs:
-        archs, values = tables[d]
-        keys = row_keys(archs)
-        order = np.argsort(keys)
-        pos = order[np.searchsorted(keys[order], common)]
-        cols.append(values[pos])
-    lat = np.stack(cols, axis=1)
-    stats = _pairwise(lat)
+    if len(lat) > max_designs:
+        rng = np.random.default_rng(seed)
+        lat = lat[np.sort(rng.choice(len(lat), size=max_designs, replace=False))]
+    k = len(devs)
+    rho, tau, flips = np.eye(k), np.eye(k), np.zeros((k, k))
+    for i in range(k):
+        for j in range(i + 1, k):
+            st = pair_stats(lat[:, i], lat[:, j])
+            rho[i, j] = rho[j, i] = st.spearman
+            tau[i, j] = tau[j, i] = st.kendall
+            flips[i, j] = flips[j, i] = st.flip_share
     return MonotonicityData(
         devs,
         [fam_of.get(d, "unknown") for d in devs],
-        stats["spearman"],
+        rho,
         "store",
-        n_designs=len(common),
-        kendall=stats.get("kendall"),
-        flip_share=stats.get("flip_share"),
+        n_designs=len(lat),
+        kendall=tau,
+        flip_share=flips,
     )
-
-
-def _pairwise(lat: np.ndarray) -> dict[str, np.ndarray]:
-    """Spearman matrix of the columns of ``lat`` (``n x k``, average ranks for ties)."""
-    from scipy.stats import rankdata
-
-    ranks = rankdata(lat, axis=0)
-    rho = np.corrcoef(ranks, rowvar=False)
-    return {"spearman": np.atleast_2d(rho)}
 
 
 def monotonicity(
