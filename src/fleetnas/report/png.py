@@ -103,7 +103,7 @@ def draw(spec: FigureSpec, dpi: int = 150) -> bytes:
                 rotation=90,
                 va="top",
                 ha="right",
-                xytext=(-2, -3),
+                xytext=(-4, -3),
                 textcoords="offset points",
             )
         else:
