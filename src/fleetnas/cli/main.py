@@ -15,6 +15,7 @@ from fleetnas.cli import l2o as l2o_cmd
 from fleetnas.cli import measure as measure_cmd
 from fleetnas.cli import monotonicity as monotonicity_cmd
 from fleetnas.cli import optimize as optimize_cmd
+from fleetnas.cli import plan as plan_cmd
 from fleetnas.cli import report as report_cmd
 from fleetnas.cli import spaces as spaces_cmd
 from fleetnas.cli.common import err_console
@@ -36,6 +37,7 @@ app.add_typer(l2o_cmd.app, name="l2o")
 app.command("optimize")(optimize_cmd.optimize)
 app.command("monotonicity")(monotonicity_cmd.monotonicity)
 app.command("report")(report_cmd.report)
+plan_cmd.register(app)
 
 
 @app.command()

@@ -15,6 +15,8 @@ Two formats, chosen by suffix. **YAML** (``.yaml``/``.yml``) for hand-written fl
         features: {cores: 4, clock_ghz: 1.5, memory_gb: 4}
         measurer: agent:http://10.0.0.7:8765   # or table:NAME, onnxruntime:..., sim:..., null
         proxy: pixel3
+      - name: this-cpu
+        measurer: onnxruntime:threads=1,batch=1   # features: this machine's runtime setting
 
 **CSV** (``.csv``) for large generated fleets: one row per device with columns ``name``
 (required), ``family``, ``catalog``, ``measurer``, ``proxy``, ``description``, ``latency_ms``,
@@ -318,6 +320,13 @@ def _device(raw: dict[str, Any], defaults: dict[str, Any], where: _Where) -> Fle
                 f"unknown measurer kind {kind!r} in {measurer!r}; expected one of "
                 f"{', '.join(measurer_kinds())} or none",
             )
+    if measurer is not None and not features and cat in (None, ""):
+        local = _local_record(measurer, where)
+        if local is not None:
+            features = dict(local.features)
+            if not raw.get("family"):
+                family = local.family
+            desc = desc or local.description
     proxy = raw.get("proxy") if raw.get("proxy") not in (None, "") else defaults.get("proxy")
     desc = str(raw.get("description") or desc or "")
     try:
@@ -326,6 +335,22 @@ def _device(raw: dict[str, Any], defaults: dict[str, Any], where: _Where) -> Fle
         raise where.error(None, str(exc)) from None
     budgets = _budgets(raw.get("budgets", defaults.get("budgets")), where)
     return FleetDevice(device, budgets, None if proxy is None else str(proxy))
+
+
+def _local_record(measurer: str, where: _Where) -> Device | None:
+    """The record of a local runtime setting (``onnxruntime:...``, ``torch:...``) on this
+    machine, whose features a fleet device without features takes."""
+    from fleetnas.measure import split_spec
+
+    kind, arg = split_spec(measurer)
+    if kind not in ("onnxruntime", "torch"):
+        return None
+    from fleetnas.measure.settings import RuntimeSetting
+
+    try:
+        return RuntimeSetting.parse(kind, arg)[0].device()
+    except FleetnasError as exc:
+        raise where.error("measurer", str(exc)) from None
 
 
 def _defaults(raw: Any, path: str) -> dict[str, Any]:

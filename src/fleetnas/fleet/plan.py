@@ -1,0 +1,447 @@
+"""Plan a whole fleet: resumable orchestration, the store path, the summary and plan.json.
+
+:func:`plan_fleet` splits the fleet's tasks (one per device and budget) into fixed chunks of
+``config.chunk_size`` in fleet order, skips every task whose entry the store already holds (same
+plan name, same config digest, same task fingerprint; failed entries are retried unless
+``retry_failed=False``), runs the remaining chunks on an executor and writes each completed chunk
+in its own store run: entries, the measurements its workers took, the devices measured. A kill
+loses at most the chunks in flight; running the same command again continues from there and
+recomputes nothing already stored. Chunks are fixed on the whole task list, so a resumed plan is
+made of the same chunks as an uninterrupted one and ends equal to it.
+
+plan.json (``notes/PLAN_FORMAT.md``) is assembled from the store at the end and written
+atomically (temporary file and rename).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fleetnas.errors import InputError, UnknownNameError
+from fleetnas.fleet.executors import Executor, SerialExecutor
+from fleetnas.fleet.fleetfile import Fleet, atomic_write_text
+from fleetnas.fleet.planner import ChunkOutput, PlanConfig, Planner, Task, fleet_tasks
+from fleetnas.store import Artifact, MeasurementBatch, Store
+
+FORMAT = "fleetnas-plan/1"
+#: Artifact kind of a plan's header (config, fleet, digest) in the store.
+HEADER_KIND = "plan"
+#: Run kind of each chunk's write.
+RUN_KIND = "plan"
+#: Keys of an entry that exist only for bookkeeping (kept in the store and plan.json).
+_BOOKKEEPING = ("index", "task_fingerprint", "run", "chunk")
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class RunStats:
+    """Accounting of one invocation: chunks and entries computed, worker seconds (summed
+    inside the workers), driver seconds spent writing, seconds until the first chunk returned
+    (minus its own time: the executor's startup), wall time, and the workers' peak RSS."""
+
+    chunks: int = 0
+    entries: int = 0
+    worker_s: float = 0.0
+    write_s: float = 0.0
+    startup_s: float | None = None
+    wall_s: float = 0.0
+    measurements: int = 0
+    worker_peak_rss_mb: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def add(self, out: ChunkOutput) -> None:
+        self.chunks += 1
+        self.entries += len(out.entries)
+        self.worker_s += out.wall_s
+        self.measurements += sum(int(e.get("measurements") or 0) for e in out.entries)
+        self.worker_peak_rss_mb = max(self.worker_peak_rss_mb, out.peak_rss_mb)
+        for k, v in out.timings.items():
+            self.timings[k] = self.timings.get(k, 0.0) + v
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PlanRun:
+    """Outcome of :func:`plan_fleet`: the plan document and what this invocation did."""
+
+    plan: dict[str, Any]
+    path: Path | None
+    computed: int
+    reused: int
+    chunks: int
+    wall_s: float
+    stats: RunStats = field(default_factory=RunStats)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.plan["summary"]
+
+    @property
+    def entries(self) -> list[dict[str, Any]]:
+        return self.plan["devices"]
+
+
+def default_plan_name(fleet: Fleet, config: PlanConfig) -> str:
+    return f"{fleet.name}-{config.space}"
+
+
+#: Measurer kinds that time networks on this machine: their tasks never run beside other work.
+EXCLUSIVE_KINDS = ("onnxruntime", "torch")
+
+
+def is_exclusive(task: Task) -> bool:
+    """Whether ``task`` measures on this machine (run alone, in the driver, after the rest)."""
+    m = task.device.measurer or ""
+    return m.partition(":")[0] in EXCLUSIVE_KINDS
+
+
+def _pack(tasks: Sequence[Task], size: int) -> list[list[Task]]:
+    """Consecutive whole devices per chunk, up to ``size`` tasks (a device with more budgets
+    than ``size`` gets a chunk of its own)."""
+    chunks: list[list[Task]] = []
+    current: list[Task] = []
+    i = 0
+    while i < len(tasks):
+        j = i
+        while j < len(tasks) and tasks[j].device.name == tasks[i].device.name:
+            j += 1
+        if current and len(current) + (j - i) > size:
+            chunks.append(current)
+            current = []
+        current.extend(tasks[i:j])
+        i = j
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def chunk_tasks(tasks: Sequence[Task], size: int) -> list[tuple[int, list[Task]]]:
+    """Fixed chunks in fleet order, ``(chunk id, tasks)``: whole devices, about ``size`` tasks
+    each, so that a device's budgets share one measurement session and no chunk reuses values
+    another chunk of the same plan measured (results do not depend on which chunk finished
+    first). Tasks measured on this machine (:func:`is_exclusive`) form the last chunks."""
+    shared = _pack([t for t in tasks if not is_exclusive(t)], size)
+    alone = _pack([t for t in tasks if is_exclusive(t)], size)
+    return list(enumerate(shared + alone))
+
+
+def _header(name: str, fleet: Fleet, config: PlanConfig) -> dict[str, Any]:
+    return {
+        "plan": name,
+        "fleet": fleet.source or fleet.name,
+        "fleet_name": fleet.name,
+        "config": config.to_dict(),
+        "digest": config.digest(),
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _stored_header(store: Store, name: str) -> dict[str, Any] | None:
+    try:
+        art = store.load_artifact(name, HEADER_KIND)
+    except UnknownNameError:
+        return None
+    return json.loads(art.payload)
+
+
+def _check_header(
+    store: Store, name: str, config: PlanConfig, fresh: bool
+) -> dict[str, Any] | None:
+    old = _stored_header(store, name)
+    if old is None or fresh or old.get("digest") == config.digest():
+        return old
+    theirs = old.get("config", {})
+    changed = sorted(k for k, v in config.to_dict().items() if theirs.get(k) != v)
+    raise InputError(
+        f"plan {name!r} in {store.safe_url} was made with another config (differs in "
+        f"{', '.join(changed) or 'digest'}); give another --name, or --fresh to replace it"
+    )
+
+
+def _write_chunk(
+    store: Store,
+    name: str,
+    out: ChunkOutput,
+    devices: dict[str, Any],
+    digest: str,
+) -> int:
+    """One run: the chunk's measured devices, its measurements and its entries."""
+    from fleetnas.spaces import get_space
+
+    cfg = {"plan": name, "chunk": out.chunk, "entries": len(out.entries), "config": digest}
+    cfg["worker"] = out.worker
+    with store.run(RUN_KIND, cfg) as run:
+        measured = dict.fromkeys(m["device"] for m in out.measurements)
+        for dev in measured:
+            if dev in devices:
+                run.add_device(devices[dev])
+        for m in out.measurements:
+            sp = get_space(m["space"])
+            run.add_measurements(
+                MeasurementBatch(
+                    space=sp,
+                    archs=sp.parse_many(m["archs"]),
+                    device=m["device"],
+                    metric=m["metric"],
+                    values=np.asarray(m["values"], dtype=float),
+                    unit=m["unit"],
+                    statistic=m["statistic"],
+                    n=np.asarray(m["n"]),
+                    method=m["method"],
+                    is_estimate=m["is_estimate"],
+                )
+            )
+        for e in out.entries:
+            e["run"] = run.info.id
+            e["chunk"] = out.chunk
+        run.save_plan_entries(name, out.entries)
+        return run.info.id
+
+
+def plan_fleet(
+    fleet: Fleet,
+    config: PlanConfig,
+    store: Store,
+    planner: Planner | None = None,
+    *,
+    name: str | None = None,
+    out: str | os.PathLike[str] | None = None,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+    retry_failed: bool = True,
+    fresh: bool = False,
+) -> PlanRun:
+    """Plan ``fleet`` with ``planner`` (default: :func:`~fleetnas.fleet.planner.make_planner`,
+    the real approaches) on ``executor`` (default: in this process), resuming what the store
+    holds for plan ``name``; returns the plan and writes it to ``out``."""
+    t0 = time.perf_counter()
+    name = name or default_plan_name(fleet, config)
+    old = _check_header(store, name, config, fresh)
+    tasks = fleet_tasks(fleet)
+    header = _header(name, fleet, config)
+    if old is not None and not fresh:
+        header["created"] = old.get("created", header["created"])
+    with store.run(RUN_KIND, {"plan": name, "header": True, "config": config.digest()}) as run:
+        run.save_artifact(
+            Artifact(
+                name=name,
+                kind=HEADER_KIND,
+                payload=json.dumps(header, sort_keys=True).encode(),
+                meta={"digest": config.digest(), "fleet": header["fleet"]},
+            )
+        )
+    stored = {} if fresh else {e.get("key", e["device"]): e for e in store.get_plan(name)}
+    done = {
+        t.key
+        for t in tasks
+        if (e := stored.get(t.key)) is not None
+        and e.get("task_fingerprint") == t.fingerprint
+        and not (retry_failed and e.get("status") == "failed")
+    }
+    chunks = [
+        (cid, todo)
+        for cid, part in chunk_tasks(tasks, config.chunk_size)
+        if (todo := [t for t in part if t.key not in done])
+    ]
+    total = len(tasks)
+    finished = len(done)
+    if progress is not None:
+        progress(finished, total)
+    devices = {t.device.name: t.device for t in tasks}
+    stats = RunStats()
+    ex = executor or SerialExecutor()
+    try:
+        if chunks:
+            if planner is None:
+                from fleetnas.fleet.planner import make_planner
+
+                planner = make_planner(config, store)
+            if planner.config != config:
+                raise InputError("the planner was built for another plan config")
+            shared = [c for c in chunks if not is_exclusive(c[1][0])]
+            alone = [c for c in chunks if is_exclusive(c[1][0])]
+            t_start = time.perf_counter()
+            for run_on, part in ((ex, shared), (SerialExecutor(), alone)):
+                for chunk_out in run_on.run(planner, part):
+                    if stats.startup_s is None:
+                        stats.startup_s = time.perf_counter() - t_start - chunk_out.wall_s
+                    t_w = time.perf_counter()
+                    _write_chunk(store, name, chunk_out, devices, config.digest())
+                    stats.write_s += time.perf_counter() - t_w
+                    stats.add(chunk_out)
+                    finished += len(chunk_out.entries)
+                    if progress is not None:
+                        progress(finished, total)
+    finally:
+        ex.close()
+    wall = time.perf_counter() - t0
+    stats.wall_s = wall
+    doc = assemble_plan(store, name, fleet, config, header, tasks, wall)
+    doc["summary"]["run"] = {**stats.to_dict(), **ex.describe(), "reused": len(done)}
+    path = None
+    if out is not None:
+        path = write_plan(doc, out)
+    return PlanRun(doc, path, stats.entries, len(done), len(chunks), wall, stats)
+
+
+def assemble_plan(
+    store: Store,
+    name: str,
+    fleet: Fleet,
+    config: PlanConfig,
+    header: dict[str, Any],
+    tasks: Sequence[Task],
+    wall_s: float,
+) -> dict[str, Any]:
+    """The plan document from the stored entries of this fleet's tasks, in fleet order."""
+    stored = {e.get("key", e["device"]): e for e in store.get_plan(name)}
+    entries = []
+    missing = 0
+    for t in tasks:
+        e = stored.get(t.key)
+        if e is None or e.get("task_fingerprint") != t.fingerprint:
+            missing += 1
+            continue
+        entries.append(e)
+    summary = summarize(entries, wall_s)
+    summary["missing"] = missing
+    return {
+        "format": FORMAT,
+        "plan": name,
+        "space": config.space,
+        "accuracy": config.accuracy,
+        "created": header["created"],
+        "fleet": header["fleet"],
+        "approach": config.approach,
+        "config": {**config.to_dict(), "digest": config.digest()},
+        "summary": summary,
+        "devices": entries,
+    }
+
+
+def _violation(e: dict[str, Any]) -> bool:
+    """Known violation: the true value (where known) or the measured one exceeds the budget."""
+    t = e.get("truth") or {}
+    if t.get("violation"):
+        return True
+    m = e.get("measured") or {}
+    b = e.get("budget") or {}
+    if e.get("status") != "ok":
+        return False
+    for mk, bk in (("latency_ms", "latency_ms"), ("energy_mj", "energy_mj")):
+        if m.get(mk) is not None and b.get(bk) is not None and m[mk] > b[bk]:
+            return True
+    return False
+
+
+def _group(entries: Sequence[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in entries:
+        groups[str(e.get(key))].append(e)
+    rows = []
+    for k in sorted(groups):
+        es = groups[k]
+        regrets = [
+            e["truth"]["regret_pp"]
+            for e in es
+            if (e.get("truth") or {}).get("regret_pp") is not None
+        ]
+        rows.append(
+            {
+                key: k,
+                "devices": len({e["device"] for e in es}),
+                "entries": len(es),
+                "ok": sum(e["status"] == "ok" for e in es),
+                "infeasible": sum(e["status"] == "infeasible" for e in es),
+                "failed": sum(e["status"] == "failed" for e in es),
+                "measurements": int(sum(e.get("measurements") or 0 for e in es)),
+                "violations": sum(_violation(e) for e in es),
+                "mean_regret_pp": float(np.mean(regrets)) if regrets else None,
+                "wall_s": float(sum(e.get("wall_s") or 0.0 for e in es)),
+            }
+        )
+    return rows
+
+
+def summarize(entries: Sequence[dict[str, Any]], wall_s: float | None = None) -> dict[str, Any]:
+    """The plan summary: counts, measurements, device seconds, known violations, regret (where
+    ground truth exists), and the same per family and per method."""
+    regrets = [
+        e["truth"]["regret_pp"]
+        for e in entries
+        if (e.get("truth") or {}).get("regret_pp") is not None
+    ]
+    checked = sum(1 for e in entries if e.get("truth"))
+    return {
+        "devices": len({e["device"] for e in entries}),
+        "entries": len(entries),
+        "ok": sum(e["status"] == "ok" for e in entries),
+        "infeasible": sum(e["status"] == "infeasible" for e in entries),
+        "failed": sum(e["status"] == "failed" for e in entries),
+        "measurements": int(sum(e.get("measurements") or 0 for e in entries)),
+        "device_seconds": float(sum(e.get("device_seconds") or 0.0 for e in entries)),
+        "violations_known": sum(_violation(e) for e in entries),
+        "truth_checked": checked,
+        "mean_regret_pp": float(np.mean(regrets)) if regrets else None,
+        "max_regret_pp": float(np.max(regrets)) if regrets else None,
+        "compute_s": float(sum(e.get("wall_s") or 0.0 for e in entries)),
+        "wall_s": None if wall_s is None else float(wall_s),
+        "by_family": _group(entries, "family"),
+        "by_method": _group(entries, "method"),
+    }
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_plan(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write a plan document as JSON, atomically."""
+    return atomic_write_text(Path(path), json.dumps(_clean(doc), indent=1) + "\n")
+
+
+def read_plan(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read plan.json; :class:`InputError` if it is not a fleetnas plan."""
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"plan file {path}: cannot be read as JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise InputError(f"plan file {path}: not a {FORMAT} document")
+    return doc
+
+
+__all__ = [
+    "FORMAT",
+    "HEADER_KIND",
+    "PlanRun",
+    "assemble_plan",
+    "chunk_tasks",
+    "default_plan_name",
+    "is_exclusive",
+    "plan_fleet",
+    "read_plan",
+    "summarize",
+    "write_plan",
+]

@@ -1,0 +1,43 @@
+"""Cost model: fit on runs, predictions, projection arithmetic."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleetnas.errors import InputError
+from fleetnas.fleet.costmodel import CostModel, RunSample
+
+
+def _sample(label: str, tasks: int, workers: int, task_s: float, eff: float) -> RunSample:
+    startup = 3.0 if label.startswith("ray") else 1.0
+    wall = startup + tasks * task_s / (workers * eff)
+    return RunSample(label, label.split("-")[0], workers, tasks, wall, startup,
+                     tasks * task_s, tasks * 1e-5)  # fmt: skip
+
+
+def test_fit_recovers_the_generating_parameters() -> None:
+    runs = [
+        _sample("local-a", 30_000, 2, 2e-3, 0.8),
+        _sample("local-b", 3_000, 2, 2e-3, 0.8),
+        _sample("ray-a", 30_000, 2, 2e-3, 0.8),
+    ]
+    model = CostModel.fit(runs)
+    assert model.task_s == pytest.approx(2e-3)
+    assert model.efficiency == pytest.approx(0.8)
+    assert model.startup_s == {"local": 1.0, "ray": 3.0}
+    for row in model.check(runs):
+        assert abs(row["error"]) < 1e-9
+
+
+def test_projection_scales_with_nodes_and_flags_the_serial_writer() -> None:
+    model = CostModel(task_s=2e-3, write_s=1e-5, efficiency=0.8, startup_s={"ray": 3.0})
+    small = model.project(devices=1_000_000, nodes=2, cores_per_node=16, startup_s=0.0)
+    big = model.project(devices=1_000_000, nodes=8, cores_per_node=16, startup_s=0.0)
+    assert small["tasks"] == 3_000_000 and small["bound"] == "workers"
+    assert small["wall_s"] == pytest.approx(3e6 * 2e-3 / (31 * 0.8))
+    assert big["wall_s"] < small["wall_s"] / 3.5
+    assert small["usd"] == pytest.approx(32 * small["wall_s"] / 3600 * 0.048)
+    huge = model.project(devices=1_000_000, nodes=1000, cores_per_node=64, startup_s=0.0)
+    assert huge["bound"] == "driver writes" and huge["wall_s"] == pytest.approx(3e6 * 1e-5)
+    with pytest.raises(InputError):
+        CostModel.fit([])
