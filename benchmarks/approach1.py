@@ -479,6 +479,7 @@ def bench_energy(b: Bench, n_pool: int = 8, n_targets: int = 16, seed: int = 7) 
 
     fams = ["mobile_cpu", "desktop_gpu", "server_cpu", "embedded_cpu"]
     devs = generate_fleet(n_pool + n_targets, rng=seed, families=fams)
+    devs = [devs[i] for i in np.random.default_rng(seed).permutation(len(devs))]
     models = [d.model for d in devs]
     t0 = time.perf_counter()
     lat = latency_matrix(models, b.space, b.archs)
@@ -566,69 +567,78 @@ def _energy_row(b, sel, n, proxy, name, ql, qe, lb, eb, orc) -> dict[str, Any]:
 
 # ---- the real run --------------------------------------------------------------------------------
 def bench_real(b: Bench, n_check: int = 50, seed: int = 11) -> dict[str, Any]:
+    """Two budgets (the 25 % and 50 % quantiles of 15 random designs measured beforehand, not
+    counted), each searched in a fresh store, then one check of both designs and 50 others."""
     from fleetnas.measure import get_measurer
-    from fleetnas.proxy import Approach1Config, Workspace, optimize_device, pair_stats
+    from fleetnas.proxy import Approach1Config, Workspace, design_codes, optimize_device, pair_stats
     from fleetnas.proxy.fallback import spread_designs
+    from fleetnas.store import open_store
 
     spec = "onnxruntime:threads=1,batch=1"
-    t0 = time.perf_counter()
     pre = get_measurer(spec, store=None)
     rng = np.random.default_rng(seed)
-    budget_designs = b.archs[rng.choice(b.space.size, 5, replace=False)]
-    pre_vals = pre.measure(b.space, budget_designs)["latency"]
-    budget = float(np.median(pre_vals))
-    ws = Workspace(
-        b.space, b.acc_table.predict, b.pool.without(*[d for d in b.devices if d not in CPUS])
-    )
-    m = get_measurer(spec, store=b.store)
-    r = optimize_device(ws, m, budget, config=Approach1Config(), store=b.store)
-    search_s = time.perf_counter() - t0
+    pre_archs = b.archs[rng.choice(b.space.size, 15, replace=False)]
+    pre_vals = pre.measure(b.space, pre_archs)["latency"]
+    cpu_pool = b.pool.without(*[d for d in b.devices if d not in CPUS])
+    ws = Workspace(b.space, b.acc_table.predict, cpu_pool)
+    runs = []
+    for label, q in (("tight", 0.25), ("middle", 0.5)):
+        budget = float(np.quantile(pre_vals, q))
+        t0 = time.perf_counter()
+        m = get_measurer(spec, store=open_store("memory://"))
+        r = optimize_device(ws, m, budget, config=Approach1Config())
+        runs.append(
+            {
+                "label": label,
+                "budget_ms": budget,
+                "budget_from": f"{int(q * 100)} % quantile of 15 random designs measured "
+                "beforehand (not counted)",
+                "device": m.device.name,
+                "design": r.arch_str,
+                "arch": r.arch,
+                "predicted_accuracy": r.predicted_accuracy,
+                "true_accuracy": _true_acc(b, r.arch),
+                "measured_latency_ms": r.latency,
+                "status": r.status,
+                "measurements": r.measurements,
+                "measurer_charged": m.total_cost.measurements,
+                "probes": r.probes,
+                "proxy": r.proxy,
+                "proxy_scores": [x.to_dict() for x in r.proxy_scores],
+                "device_seconds": r.device_seconds,
+                "wall_seconds": time.perf_counter() - t0,
+                "stop_reason": r.stop_reason,
+                "trace": [x.to_dict() for x in r.trace],
+            }
+        )
     check = get_measurer(spec, store=None)
     designs = spread_designs(b.space, n_check, seed + 1)
-    allc = np.concatenate([r.arch[None, :], designs])
-    vals = check.measure(b.space, allc)
-    lat_c = vals["latency"]
-    from fleetnas.proxy import design_codes
-
+    chosen = np.stack([x.pop("arch") for x in runs])
+    lat_c = check.measure(b.space, np.concatenate([chosen, designs]))["latency"]
+    rand = lat_c[len(runs) :]
     codes = design_codes(b.space, designs)
-    mono = {d: pair_stats(b.lat[d][codes], lat_c[1:]).to_dict() for d in CPUS}
+    for i, x in enumerate(runs):
+        within = rand <= x["budget_ms"]
+        x["check"] = {
+            "remeasured_latency_ms": float(lat_c[i]),
+            "still_meets_budget": bool(lat_c[i] <= x["budget_ms"]),
+            "margin": float(1 - lat_c[i] / x["budget_ms"]),
+            "share_of_random_designs_within_budget": float(within.mean()),
+            "best_true_accuracy_among_random_within_budget": float(b.acc[codes][within].max())
+            if within.any()
+            else None,
+        }
     out = {
         "measurer": spec,
-        "device": m.device.name,
-        "budget_ms": budget,
-        "budget_from": "median latency of 5 random designs measured before (not counted)",
-        "design": r.arch_str,
-        "predicted_accuracy": r.predicted_accuracy,
-        "true_accuracy": _true_acc(b, r.arch),
-        "measured_latency_ms": r.latency,
-        "status": r.status,
-        "measurements": r.measurements,
-        "probes": r.probes,
-        "proxy": r.proxy,
-        "proxy_scores": [s.to_dict() for s in r.proxy_scores],
-        "device_seconds": r.device_seconds,
-        "wall_seconds": search_s,
-        "stop_reason": r.stop_reason,
-        "trace": [s.to_dict() for s in r.trace],
-        "check": {
-            "remeasured_latency_ms": float(lat_c[0]),
-            "still_meets_budget": bool(lat_c[0] <= budget),
-            "margin": float(1 - lat_c[0] / budget),
-            "random_designs": n_check,
-            "monotonicity_with_help_cpus": mono,
-            "share_of_random_designs_within_budget": float(np.mean(lat_c[1:] <= budget)),
-            "best_true_accuracy_among_random_within_budget": float(
-                b.acc[codes][lat_c[1:] <= budget].max()
-            )
-            if np.any(lat_c[1:] <= budget)
-            else None,
+        "runs": runs,
+        "random_designs": n_check,
+        "monotonicity_with_help_cpus": {
+            d: pair_stats(b.lat[d][codes], rand).to_dict() for d in CPUS
         },
+        "pre_measured_ms": [float(v) for v in pre_vals],
         "energy_meter": "none on this machine (no RAPL/NVML access): latency only",
     }
-    print(
-        f"real: {json.dumps({k: v for k, v in out.items() if k != 'trace'}, default=str)}",
-        flush=True,
-    )
+    print(f"real: {json.dumps(out, default=str)[:1500]}", flush=True)
     return out
 
 
@@ -784,49 +794,139 @@ def write_markdown(res: dict[str, Any], path: Path) -> None:
         ]
     if "real" in res:
         r = res["real"]
-        ck = r["check"]
         lines += [
             "## Real run: this machine (ONNX Runtime, 1 thread) as the target",
             "",
-            f"Measurer `{r['measurer']}` (device {r['device']}); pool: HELP's Xeon CPUs "
-            f"({', '.join(CPUS)}), proxy chosen automatically: **{r['proxy']}**. Budget "
-            f"{r['budget_ms']:.4g} ms ({r['budget_from']}).",
+            f"Measurer `{r['measurer']}` (device {r['runs'][0]['device']}); pool: HELP's Xeon "
+            f"CPUs ({', '.join(CPUS)}), proxy chosen automatically from 3 probes. Each budget "
+            "searched in a fresh store (nothing reused); measured values are real (median of "
+            "timed runs in fresh worker processes).",
             "",
-            f"Design found: `{r['design']}`, accuracy {r['true_accuracy']:.2f} %, measured "
-            f"{r['measured_latency_ms']:.4g} ms, status {r['status']}; {r['measurements']} "
-            f"measurements ({r['probes']} probes), {r['device_seconds']:.2f} device s, "
-            f"{r['wall_seconds']:.0f} s wall (exports and fresh worker processes included); "
-            f"stopped: {r['stop_reason']}.",
-            "",
-            "| step | phase | t / L' | latency ms | decision |",
-            "|---:|---|---|---:|---|",
+            "| budget | from | proxy | design | accuracy % | measured ms | status | "
+            "measurements (probes) | device s | wall s | re-measured ms | still meets | "
+            "random designs within budget | best random within budget % |",
+            "|---|---|---|---|---:|---:|---|---|---:|---:|---:|---|---:|---:|",
         ]
-        for s in r["trace"]:
+        for x in r["runs"]:
+            ck = x["check"]
+            best = ck["best_true_accuracy_among_random_within_budget"]
             lines.append(
-                f"| {s['step']} | {s['phase']} | {s['key']} | {s['latency']:.4g} | "
-                f"{s['decision']} |"
+                f"| {x['budget_ms']:.4g} ms ({x['label']}) | {x['budget_from']} | {x['proxy']} | "
+                f"`{x['design']}` | {x['true_accuracy']:.2f} | {x['measured_latency_ms']:.4g} | "
+                f"{x['status']} | {x['measurements']} ({x['probes']}) | "
+                f"{x['device_seconds']:.2f} | {x['wall_seconds']:.0f} | "
+                f"{ck['remeasured_latency_ms']:.4g} | "
+                f"{'yes' if ck['still_meets_budget'] else 'NO'} "
+                f"({100 * ck['margin']:.1f} % margin) | "
+                f"{100 * ck['share_of_random_designs_within_budget']:.0f} % | "
+                f"{'-' if best is None else f'{best:.2f}'} |"
             )
+        for x in r["runs"]:
+            lines += [
+                "",
+                f"Trace, {x['label']} budget ({x['stop_reason']}):",
+                "",
+                "| step | phase | t / L' | latency ms | decision |",
+                "|---:|---|---|---:|---|",
+            ]
+            for st in x["trace"]:
+                lines.append(
+                    f"| {st['step']} | {st['phase']} | {st['key']} | {st['latency']:.4g} | "
+                    f"{st['decision']} |"
+                )
         lines += [
             "",
-            f"Check afterwards (fresh measurer, nothing reused): the design re-measured "
-            f"{ck['remeasured_latency_ms']:.4g} ms -> "
-            f"{'still meets' if ck['still_meets_budget'] else 'NO LONGER meets'} the budget "
-            f"(margin {100 * ck['margin']:.1f} %). {ck['random_designs']} random designs: "
-            f"{100 * ck['share_of_random_designs_within_budget']:.0f} % within the budget, best of "
-            f"them {ck['best_true_accuracy_among_random_within_budget']} %.",
+            f"Monotonicity of this machine with the HELP CPUs over {r['random_designs']} random "
+            "designs (re-measured with a fresh measurer):",
             "",
-            "| HELP CPU | Spearman with this machine | Kendall | flipped pairs |",
+            "| HELP CPU | Spearman | Kendall | flipped pairs |",
             "|---|---:|---:|---:|",
         ]
-        for d, s in ck["monotonicity_with_help_cpus"].items():
+        for d, st in r["monotonicity_with_help_cpus"].items():
             lines.append(
-                f"| {d} | {s['spearman']:.3f} | {s['kendall']:.3f} | "
-                f"{100 * s['flip_share']:.1f} % |"
+                f"| {d} | {st['spearman']:.3f} | {st['kendall']:.3f} | "
+                f"{100 * st['flip_share']:.1f} % |"
             )
         lines += ["", f"Energy: {r['energy_meter']}.", ""]
     if "notes" in res:
         lines += ["## Notes", "", *res["notes"], ""]
     path.write_text("\n".join(lines))
+
+
+def notes(res: dict[str, Any]) -> list[str]:
+    """The closing remarks, computed from the results."""
+    out = []
+    pool = res.get("pool", {})
+    g, gt = pool.get("true/guided"), pool.get("trained/guided")
+    if g and gt:
+        a, b = g["per_budget"], gt["per_budget"]
+        out.append(
+            f"- Target of (d) (at most 10 target measurements per (device, budget) with probes, "
+            f"0 violations, mean regret <= 0.10 pp, p90 <= 0.30 pp): met with exact proxy "
+            f"latencies (max {a['measurements_max']}, {a['violations']} violations, "
+            f"{a['regret_mean']:.3f} / {a['regret_p90']:.3f} pp) and with trained proxy "
+            f"predictors ({b['measurements_max']}, {b['violations']}, {b['regret_mean']:.3f} / "
+            f"{b['regret_p90']:.3f} pp). Amortized over one device's 5 budgets (probes and "
+            f"measurements shared through the session): {g['amortized_per_budget_mean']:.2f} "
+            f"measurements per budget on average, {g['amortized_per_budget_max']:.2f} for the "
+            "worst device."
+        )
+        out.append(
+            "- The worst (d) runs are 10 % budgets, where accuracy falls steeply among the "
+            "fastest designs and the cap stops the search one design short: "
+            + "; ".join(f"{w['target']} {w['regret']:.2f} pp" for w in g["worst"][:3])
+            + "."
+        )
+    out.append(
+        "- The blend's settings (noise levels 0.05-0.4, slope prior sd 0.35, spec temperature 3, "
+        "min_gain 0.01 % of the accuracy range, 3 probes) were chosen while developing on this "
+        "same benchmark (no held-out device set); the sensitivity table shows how little the "
+        "results depend on them. Spec features brought no measurable gain on HELP's devices "
+        '("no spec prior" is as good); they stay as a weak prior. A single fixed noise level '
+        "is what hurts with trained proxy predictors: the noise grid lets a proxy that fits "
+        "badly widen its own spread instead of staying confidently wrong."
+    )
+    pairs = res.get("pairs", {}).get("true")
+    if pairs:
+        w = pairs["algorithm1_as_written"]
+        out.append(
+            f"- Algorithm 1 as written returns a design over the budget in {w['violations']} of "
+            f"{w['runs']} runs (stops within δ above the budget, or the last x*(t) when "
+            "Max_Iterate runs out); the guarantee wrapper (most accurate *measured* design within "
+            "the budget, continuing the bisection after a stop above the budget) removes all of "
+            "them at the cost of some regret."
+        )
+    fb = {
+        k: [t for t, n in v["per_device_total"].items() if n > 50]
+        for k, v in pool.items()
+        if k != "sensitivity" and v["fallbacks"]
+    }
+    if fb:
+        where = "; ".join(f"{k}: {', '.join(v)}" for k, v in fb.items())
+        out.append(
+            "- Monotonicity fallbacks (train the target's own predictor from 100 more "
+            f"measurements, then search with it): {where}. In each case the measured designs "
+            "contradicted the chosen trained proxy's order on more than 25 % of the pairs it "
+            "separates by over 10 %; the guided search never fell back."
+        )
+    base = res.get("baselines", {})
+    if base:
+        out.append(
+            "- Baselines: a per-device predictor's constrained optimum, unverified, violates the "
+            f"budget in {base['device_predictor_10']['violations']}, "
+            f"{base['device_predictor_100']['violations']} and "
+            f"{base['device_predictor_900']['violations']} of 135 runs for N = 10, 100, 900. "
+            "Verified along its own predicted front (verify_candidates) it never violates, but "
+            "its regret grows: monotone inference along a mis-ordered front discards designs."
+        )
+    env = res["environment"]
+    out.append(
+        f"- Timing: {res.get('total_seconds', 0):.0f} s for everything on a shared 2-core machine "
+        f"(1-minute load {env['load_before'][0]:.1f} before, {env.get('load_after', [0])[0]:.1f} "
+        "after); the 702-pair sweeps take seconds (replayed sessions, identical to the table: "
+        "measurer path by test), the pool runs go through the real table: measurer."
+    )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -835,7 +935,15 @@ def main(argv: list[str] | None = None) -> int:
         "--only", nargs="*", default=None, choices=["pairs", "pool", "baselines", "energy", "real"]
     )
     ap.add_argument("--out", default=str(RESULTS / "approach1"))
+    ap.add_argument("--report-only", action="store_true", help="Rewrite the .md from the .json.")
     args = ap.parse_args(argv)
+    out = Path(args.out)
+    if args.report_only:
+        res = json.loads(out.with_suffix(".json").read_text())
+        res["notes"] = notes(res)
+        out.with_suffix(".json").write_text(json.dumps(res, indent=1, default=_json_default))
+        write_markdown(res, out.with_suffix(".md"))
+        return 0
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
@@ -844,7 +952,6 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     res: dict[str, Any] = {"environment": environment()}
-    out = Path(args.out)
     if out.with_suffix(".json").exists() and args.only:
         res = {**json.loads(out.with_suffix(".json").read_text()), **res}
     b = Bench()
@@ -855,6 +962,7 @@ def main(argv: list[str] | None = None) -> int:
         res.setdefault("section_seconds", {})[name] = time.perf_counter() - s0
     res["environment"]["load_after"] = list(os.getloadavg())
     res["total_seconds"] = time.perf_counter() - t0
+    res["notes"] = notes(res)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(res, indent=1, default=_json_default))
     write_markdown(res, out.with_suffix(".md"))

@@ -100,14 +100,12 @@ class Workspace:
         key = (name, with_energy)
         if key not in self._problems:
             entry = self.pool.get(name)
-            lat = np.exp(
-                self.pool.log_predictions(self.candidates, "latency")[self.pool.names.index(name)]
-            )
+            lat = np.exp(self.pool.log_prediction(name, self.candidates, "latency"))
             en = None
             if with_energy:
                 if entry.energy is None:
                     raise InputError(f"proxy {name!r} has no energy predictor (eq. 7 needs one)")
-                en = np.asarray(entry.energy(self.candidates), dtype=float)
+                en = np.exp(self.pool.log_prediction(name, self.candidates, "energy"))
             self._problems[key] = ProxyProblem(
                 self.space, self.candidates, self.accuracy, lat, en, name=name
             )

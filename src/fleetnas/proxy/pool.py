@@ -307,23 +307,29 @@ class ProxyPool:
     def log_predictions(self, archs: np.ndarray, metric: str = "latency") -> np.ndarray:
         """``p x n`` log predictions of every proxy, cached per design batch."""
         a = self.space.check(archs)
-        key = hashlib.blake2b(a.tobytes(), digest_size=12).hexdigest() + str(a.shape)
-        rows = []
-        for e in self.entries:
-            ck = (e.name, metric, key)
-            if ck not in self._cache:
-                fn = e.metric(metric)
-                if fn is None:
-                    raise InputError(f"proxy {e.name!r} has no {metric} predictor")
-                v = np.asarray(fn(a), dtype=float).reshape(-1)
-                if len(v) != len(a) or not np.all(np.isfinite(v)) or np.any(v <= 0):
-                    raise InputError(
-                        f"proxy {e.name!r} returned {metric} values that are not positive "
-                        f"finite numbers, one per design"
-                    )
-                self._cache[ck] = np.log(v)
-            rows.append(self._cache[ck])
+        key = _batch_key(a)
+        rows = [self._log_prediction(e, a, metric, key) for e in self.entries]
         return np.stack(rows) if rows else np.zeros((0, len(a)))
+
+    def log_prediction(self, name: str, archs: np.ndarray, metric: str = "latency") -> np.ndarray:
+        """``n`` log predictions of proxy ``name`` (cached like :meth:`log_predictions`)."""
+        a = self.space.check(archs)
+        return self._log_prediction(self.get(name), a, metric, _batch_key(a))
+
+    def _log_prediction(self, e: ProxyEntry, a: np.ndarray, metric: str, key: str) -> np.ndarray:
+        ck = (e.name, metric, key)
+        if ck not in self._cache:
+            fn = e.metric(metric)
+            if fn is None:
+                raise InputError(f"proxy {e.name!r} has no {metric} predictor")
+            v = np.asarray(fn(a), dtype=float).reshape(-1)
+            if len(v) != len(a) or not np.all(np.isfinite(v)) or np.any(v <= 0):
+                raise InputError(
+                    f"proxy {e.name!r} returned {metric} values that are not positive finite "
+                    f"numbers, one per design"
+                )
+            self._cache[ck] = np.log(v)
+        return self._cache[ck]
 
     def spec_log_prior(self, target: Device | None, temperature: float = 1.0) -> np.ndarray:
         """``p`` log prior weights from spec similarity to ``target`` (zeros where unknown)."""
@@ -514,6 +520,10 @@ class ProxyPool:
                     run.save_artifact(art)
         self.add(entry)
         return entry
+
+
+def _batch_key(a: np.ndarray) -> str:
+    return hashlib.blake2b(a.tobytes(), digest_size=12).hexdigest() + str(a.shape)
 
 
 def _lookup(store: Store, space: SearchSpace, device: str, metric: str, klass: Any) -> Any:
