@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, and_, case, func, insert, select, upd
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from fleetnas.devices import Device
-from fleetnas.errors import StoreError, unknown
+from fleetnas.errors import StoreError, UnknownNameError
 from fleetnas.spaces import SearchSpace
 from fleetnas.store import schema as t
 from fleetnas.store.base import Artifact, Run, RunInfo, Store
@@ -268,8 +268,7 @@ class SQLStore(Store):
         with self._read() as conn:
             row = conn.execute(select(t.devices).where(t.devices.c.name == name)).first()
             if row is None:
-                names = conn.execute(select(t.devices.c.name)).scalars().all()
-                raise unknown("device", name, names)
+                raise _unknown_device(conn, name)
         return device_from_row(row)
 
     def list_devices(self, family: str | None = None) -> list[Device]:
@@ -301,8 +300,7 @@ class SQLStore(Store):
         if did is None:
             did = conn.execute(select(t.devices.c.id).where(t.devices.c.name == name)).scalar()
             if did is None:
-                names = conn.execute(select(t.devices.c.name)).scalars().all()
-                raise unknown("device", name, names)
+                raise _unknown_device(conn, name)
         return did
 
     def get_measurements(
@@ -478,6 +476,19 @@ class SQLStore(Store):
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _unknown_device(conn: Connection, name: str, shown: int = 30) -> UnknownNameError:
+    """The 'unknown device' error naming the first ``shown`` devices and the count: a miss costs
+    two bounded queries, not a read of every device name (fleets hold millions)."""
+    total = int(conn.execute(select(func.count()).select_from(t.devices)).scalar() or 0)
+    names = (
+        conn.execute(select(t.devices.c.name).order_by(t.devices.c.name).limit(shown))
+        .scalars()
+        .all()
+    )
+    more = f", ... ({total} in all)" if total > len(names) else ""
+    return UnknownNameError(f"unknown device {name!r}; expected one of: {', '.join(names)}{more}")
 
 
 __all__ = ["SQLStore", "hide_password"]
