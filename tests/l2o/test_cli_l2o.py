@@ -96,3 +96,19 @@ def test_train_from_the_store_then_generate_for_a_help_device(help_store, capsys
     assert rows[1]["feasible"] in (True, False) and rows[1]["latency_budget_ms"] > 0
     assert np.isfinite(rows[0]["predicted_accuracy"])
     assert all(r["probe_measurements"] == 0 for r in rows)
+
+
+def test_fleet_file_batch_mode_measures_probes_of_new_devices(toy_db, tmp_path, capsys):
+    from fleetnas.fleet import sim_fleet, write_fleet
+
+    path = write_fleet(sim_fleet(2, seed=3, budgets=("p30", "p70")), tmp_path / "fleet.yaml")
+    argv = ["l2o", "generate", "toy", "--fleet", str(path), "--db", toy_db, "--json"]
+    assert main(argv) == 2
+    assert "--measure" in capsys.readouterr().err
+    assert main([*argv, "--measure"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 4 and [r["label"] for r in rows] == ["p30", "p70", "p30", "p70"]
+    # the probes are measured once per device (then stored), the embedding for both budgets
+    assert [r["probe_measurements"] for r in rows] == [10, 0, 10, 0]
+    assert rows[0]["latency_budget_ms"] < rows[1]["latency_budget_ms"]
+    assert all(r["predicted_latency_ms"] > 0 for r in rows)

@@ -66,3 +66,27 @@ def test_algorithm2_grows_the_measured_set_through_measurers(toy):
 def test_unknown_strategy_is_an_input_error():
     with pytest.raises(InputError, match="strategy"):
         ExploreConfig(strategy="bayes").check()
+
+
+def test_algorithm2_ends_with_a_trained_optimizer(toy):
+    from fleetnas.l2o.explore import algorithm2
+    from fleetnas.l2o.generate import generate
+
+    space = toy.space
+    sims = generate_fleet(3, rng=8, families=["mobile_cpu", "server_cpu"])
+    measurers = [measurer_for(s.device) for s in sims]
+    res, opt = algorithm2(
+        space,
+        measurers,
+        toy.probes,
+        lambda: DeviceAwarePredictor(space, probes=toy.probes, hidden=(16,), n_members=2, epochs=3),
+        toy.objective.accuracy,
+        ExploreConfig(strategy="random", rounds=1, initial=20, per_round=10),
+        n_synthetic=6,
+        hidden=(16,),
+    )
+    assert opt.objective.latency is res.predictor
+    assert np.array_equal(opt.probes, toy.probes)
+    g = generate(opt, res.devices, 1.0)
+    space.check(g.archs)
+    assert res.measurements == 3 * (10 + 20 + 10)

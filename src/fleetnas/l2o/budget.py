@@ -33,6 +33,7 @@ from fleetnas.errors import InputError
 from fleetnas.l2o.decode import refine
 from fleetnas.l2o.features import DeviceSet
 from fleetnas.l2o.generate import L2OOptimizer
+from fleetnas.l2o.network import compute_threads
 from fleetnas.l2o.objective import DeviceScales, PredictedObjective
 
 #: Score offset that ranks every design over budget after every design within it.
@@ -125,6 +126,25 @@ def for_budget(
     measurement is taken. Where even ``t_max`` is over budget the design with the smallest
     safe latency seen is returned with ``feasible`` false. ``refine_rounds`` > 0 then moves
     each design to a more accurate single-decision neighbour that still meets the budget."""
+    with compute_threads(len(devices)):
+        return _for_budget(
+            optimizer, devices, latency_ms, energy_mj, margin, iters, t_max, energy_shares,
+            refine_rounds,
+        )  # fmt: skip
+
+
+def _for_budget(
+    optimizer: L2OOptimizer,
+    devices: DeviceSet | np.ndarray,
+    latency_ms: Any,
+    energy_mj: Any = None,
+    margin: float = 1.0,
+    iters: int = 12,
+    t_max: float = 0.995,
+    energy_shares: Sequence[float] = (0.25, 0.5, 0.75),
+    refine_rounds: int = 0,
+) -> BudgetResult:
+    """Body of :func:`for_budget`."""
     obj = optimizer._need_objective("budget mode")
     dev = optimizer.devices(devices)
     n = len(dev)
@@ -147,11 +167,12 @@ def for_budget(
     }
     fallback = {"archs": best["archs"].copy(), "bound": np.full(n, np.inf), "t": np.full(n, t_max)}
     fallback["lam"] = np.zeros((n, 2))
+    cache: dict[str, DeviceScales] = {}
 
     def visit(t: np.ndarray, share: float) -> np.ndarray:
         lam = _lam_of(t, share)
         designs, _ = optimizer.proposals(dev, lam)
-        a = designs[0] if designs.shape[0] == 1 else _pick(optimizer, designs, dev, lam)
+        a = designs[0] if designs.shape[0] == 1 else _pick(optimizer, designs, dev, lam, cache)
         m = price(a, rows)
         ok = _ok(m, lat_b, en_b)
         better = ok & (m["accuracy"] > best["acc"])
@@ -203,25 +224,23 @@ def for_budget(
 
 
 def _pick(
-    optimizer: L2OOptimizer, designs: np.ndarray, dev: DeviceSet, lam: np.ndarray
+    optimizer: L2OOptimizer,
+    designs: np.ndarray,
+    dev: DeviceSet,
+    lam: np.ndarray,
+    cache: dict[str, DeviceScales],
 ) -> np.ndarray:
-    """The ensemble member's proposal with the lowest predicted eq. (8), per row."""
+    """The ensemble member's proposal with the lowest predicted eq. (8), per row (the
+    devices' scales are computed once and kept in ``cache``)."""
     obj = optimizer._need_objective("ensemble selection")
     m, n = designs.shape[:2]
-    sc = _scales_cache(optimizer, dev)
+    if "scales" not in cache:
+        cache["scales"] = obj.scales(dev)
+    sc = cache["scales"]
     flat = designs.reshape(m * n, -1)
     rr = np.tile(np.arange(n), m)
     s = obj.score(flat, dev.take(rr), lam[rr], sc.take(rr)).reshape(m, n)
     return designs[s.argmin(axis=0), np.arange(n)]
-
-
-def _scales_cache(optimizer: L2OOptimizer, dev: DeviceSet) -> DeviceScales:
-    key = id(dev)
-    cache = getattr(optimizer, "_budget_scales", None)
-    if cache is None or cache[0] != key:
-        cache = (key, optimizer.scales(dev))
-        optimizer._budget_scales = cache  # type: ignore[attr-defined]
-    return cache[1]
 
 
 def _refine_budget(
@@ -300,7 +319,7 @@ def for_budget_verified(
     is reported, never returned as an answer).
     """
     from fleetnas.measure.base import Measurer
-    from fleetnas.proxy import MeasurerSession, verify_candidates
+    from fleetnas.proxy import MeasurerSession
 
     obj = optimizer._need_objective("hybrid budget mode")
     dev = optimizer.devices(devices)
@@ -309,15 +328,39 @@ def for_budget_verified(
     if len(sessions) != n:
         raise InputError(f"hybrid mode needs one measurer per device: {n} devices, {len(sessions)}")
     sess = [MeasurerSession(s, optimizer.space) if isinstance(s, Measurer) else s for s in sessions]
-    base = for_budget(optimizer, dev, lat_b, margin=margin, iters=iters, t_max=t_max)
+    with compute_threads(n):
+        return _verified(
+            optimizer, obj, dev, lat_b, sess, max_measurements, n_candidates, margin, grid_size,
+            t_max, iters,
+        )  # fmt: skip
+
+
+def _verified(
+    optimizer: L2OOptimizer,
+    obj: PredictedObjective,
+    dev: DeviceSet,
+    lat_b: np.ndarray,
+    sess: list[Any],
+    max_measurements: int,
+    n_candidates: int,
+    margin: float,
+    grid_size: int,
+    t_max: float,
+    iters: int,
+) -> BudgetResult:
+    from fleetnas.proxy import verify_candidates
+
+    n = len(dev)
+    base = _for_budget(optimizer, dev, lat_b, None, margin, iters, t_max, (0.0,), 0)
     ts = np.linspace(0.0, t_max, grid_size)
     price = _Pricer(obj, dev, margin)
     rows = np.arange(n)
     props = [base.archs]
+    cache: dict[str, DeviceScales] = {}
     for t in ts:
         lam = _lam_of(np.full(n, t), 0.0)
         d, _ = optimizer.proposals(dev, lam)
-        props.append(d[0] if d.shape[0] == 1 else _pick(optimizer, d, dev, lam))
+        props.append(d[0] if d.shape[0] == 1 else _pick(optimizer, d, dev, lam, cache))
     allp = np.stack(props, axis=1)
     flat = allp.reshape(n * allp.shape[1], -1)
     rr = np.repeat(rows, allp.shape[1])

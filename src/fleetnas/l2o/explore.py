@@ -217,11 +217,62 @@ def explore(
     return ExploreResult(predictor, archs, values, devices, rounds, _charged(measurers))
 
 
+def algorithm2(
+    space: SearchSpace,
+    measurers: Sequence[Measurer],
+    probes: np.ndarray,
+    make_predictor: Callable[[], DevicePredictor],
+    accuracy: Predictor,
+    config: ExploreConfig | None = None,
+    method: int = 1,
+    n_synthetic: int = 0,
+    lam: np.ndarray | None = None,
+    hidden: Sequence[int] = (256, 256),
+    members: int = 1,
+    seed: int = 0,
+    on_round: Callable[[int, DevicePredictor, DeviceSet], dict[str, Any]] | None = None,
+) -> tuple[ExploreResult, Any]:
+    """Algorithm 2 end to end: :func:`explore`, then the optimizer network on the final
+    performance networks with Method ``method`` (1: exact labels when the space can be
+    enumerated, else evolutionary ones; 2: eq. 10), over the real training devices plus
+    ``n_synthetic`` devices interpolated between and perturbed around them. Returns the
+    exploration result and the :class:`~fleetnas.l2o.generate.L2OOptimizer`."""
+    from fleetnas.l2o import method1, method2, synthetic
+    from fleetnas.l2o.features import FeatureSpec
+    from fleetnas.l2o.generate import L2OOptimizer
+    from fleetnas.l2o.network import OptimizerNet
+
+    if method not in (1, 2):
+        raise InputError(f"method must be 1 or 2, got {method}")
+    res = explore(space, measurers, probes, make_predictor, accuracy, config, on_round)
+    obj = PredictedObjective(space, accuracy, res.predictor, seed=seed)
+    rng = np.random.default_rng(seed)
+    parts = [res.devices]
+    if n_synthetic > 0:
+        parts.append(synthetic.interpolated_devices(res.devices, n_synthetic // 2, rng))
+        parts.append(synthetic.perturbed_devices(res.devices, n_synthetic - n_synthetic // 2, rng))
+    devs = DeviceSet.concat(parts)
+    net = OptimizerNet(space, FeatureSpec("probes").fit(devs), hidden, members, seed)
+    sc = obj.scales(devs)
+    if method == 1:
+        t = np.linspace(0.0, 0.97, 40)
+        lam_a = t / (1 - t) if lam is None else np.asarray(lam, dtype=float)
+        if space.size <= 200_000:
+            labels = method1.exhaustive_labels(obj, devs, lam_a, sc)
+        else:
+            labels = method1.evolution_labels(obj, devs, lam_a, sc, seed=seed)
+        method1.train_method1(net, devs, lam_a, labels, method1.Method1Config(seed=seed))
+    else:
+        method2.train_method2(net, obj, devs, sc, method2.Method2Config(seed=seed), lam=lam)
+    return res, L2OOptimizer(net, obj, probes=probes)
+
+
 __all__ = [
     "STRATEGIES",
     "ExploreConfig",
     "ExploreResult",
     "ExploreRound",
+    "algorithm2",
     "choose",
     "explore",
 ]

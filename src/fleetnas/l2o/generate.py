@@ -18,7 +18,7 @@ import numpy as np
 from fleetnas.errors import InputError
 from fleetnas.l2o.decode import Decoder, refine
 from fleetnas.l2o.features import DeviceSet, lambda_array
-from fleetnas.l2o.network import OptimizerNet
+from fleetnas.l2o.network import OptimizerNet, compute_threads
 from fleetnas.l2o.objective import DeviceScales, PredictedObjective
 
 
@@ -131,6 +131,19 @@ def generate(
     device scales, when the caller already has them.
     """
     dev = optimizer.devices(devices)
+    with compute_threads(len(dev)):
+        return _generate(optimizer, dev, lam, refine_rounds, top_k, scales, select)
+
+
+def _generate(
+    optimizer: L2OOptimizer,
+    dev: DeviceSet,
+    lam: Any,
+    refine_rounds: int,
+    top_k: int,
+    scales: DeviceScales | None,
+    select: str,
+) -> Generated:
     n = len(dev)
     lam_a = lambda_array(lam, optimizer.n_lambda, n)
     designs, logits = optimizer.proposals(dev, lam_a)

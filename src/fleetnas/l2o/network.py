@@ -204,4 +204,32 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-__all__ = ["Members", "OptimizerNet", "SegmentSoftmax", "torch_threads"]
+#: Below this many rows, BLAS and torch run on one thread: small products on a shared 2-core
+#: machine were measured >10x slower with two threads (hand-off stalls under load).
+SMALL_BATCH = 8192
+_controller: Any = None
+
+
+@contextmanager
+def compute_threads(n_rows: int) -> Iterator[None]:
+    """One BLAS and torch thread for small batches (see :data:`SMALL_BATCH`), else as set."""
+    global _controller
+    if n_rows >= SMALL_BATCH:
+        yield
+        return
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    with _controller.limit(limits=1), torch_threads(1):
+        yield
+
+
+__all__ = [
+    "SMALL_BATCH",
+    "Members",
+    "OptimizerNet",
+    "SegmentSoftmax",
+    "compute_threads",
+    "torch_threads",
+]
