@@ -9,28 +9,35 @@ from fleetnas.fleet.costmodel import CostModel, RunSample
 
 
 def _sample(label: str, tasks: int, workers: int, task_s: float, eff: float) -> RunSample:
-    startup = 3.0 if label.startswith("ray") else 1.0
-    wall = startup + tasks * task_s / (workers * eff)
-    return RunSample(label, label.split("-")[0], workers, tasks, wall, startup,
-                     tasks * task_s, tasks * 1e-5)  # fmt: skip
+    executor = label.split("-")[0]
+    startup = {"ray": 3.0, "local": 1.0, "serial": 0.0}[executor]
+    write = tasks * 1e-5
+    pipeline = tasks * task_s + write if executor == "serial" else tasks * task_s / (workers * eff)
+    wall = 2.0 + startup + pipeline + tasks * 1e-6
+    return RunSample(label, executor, workers, tasks, wall, startup, tasks * task_s, write,
+                     prepare_s=2.0, finish_s=tasks * 1e-6)  # fmt: skip
 
 
 def test_fit_recovers_the_generating_parameters() -> None:
     runs = [
+        _sample("serial-a", 3_000, 1, 2e-3, 1.0),
         _sample("local-a", 30_000, 2, 2e-3, 0.8),
-        _sample("local-b", 3_000, 2, 2e-3, 0.8),
+        _sample("local-b", 6_000, 2, 2e-3, 0.8),
         _sample("ray-a", 30_000, 2, 2e-3, 0.8),
     ]
-    model = CostModel.fit(runs)
-    assert model.task_s == pytest.approx(2e-3)
-    assert model.efficiency == pytest.approx(0.8)
-    assert model.startup_s == {"local": 1.0, "ray": 3.0}
-    for row in model.check(runs):
-        assert abs(row["error"]) < 1e-9
+    model = CostModel.fit(runs[:3])
+    assert model.task_s == pytest.approx(2e-3) and model.write_s == pytest.approx(1e-5)
+    assert model.efficiency == pytest.approx(0.8) and model.prepare_s == 2.0
+    assert model.startup_s == {"serial": 0.0, "local": 1.0}
+    for row in model.check(runs[:3]):
+        assert abs(row["error"]) < 1e-9 and row["fitted"]
+    held_out = model.check(runs[3:])[0]
+    assert not held_out["fitted"] and held_out["predicted_s"] < held_out["measured_s"]
 
 
 def test_projection_scales_with_nodes_and_flags_the_serial_writer() -> None:
     model = CostModel(task_s=2e-3, write_s=1e-5, efficiency=0.8, startup_s={"ray": 3.0})
+    assert model.prepare_s == 0.0 and model.finish_s == 0.0
     small = model.project(devices=1_000_000, nodes=2, cores_per_node=16, startup_s=0.0)
     big = model.project(devices=1_000_000, nodes=8, cores_per_node=16, startup_s=0.0)
     assert small["tasks"] == 3_000_000 and small["bound"] == "workers"

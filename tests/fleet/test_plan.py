@@ -190,3 +190,26 @@ def test_ray_plan_equals_local_pool_plan(
     same(comparable(ray.entries), comparable(local.entries))
     assert {e["method"] for e in ray.entries} >= {"l2o", "hybrid"}
     assert ray.summary["failed"] == 1 and ray.summary["entries"] == fleet.n_tasks
+
+
+def test_chunks_keep_devices_whole_and_local_runtimes_last() -> None:
+    from fleetnas.fleet import Fleet, fleet_tasks, sim_fleet
+    from fleetnas.fleet.plan import chunk_tasks, is_exclusive
+
+    local = read_fleet(Path(__file__).resolve().parents[2] / "examples/fleets/local.yaml")
+    sims = sim_fleet(5, seed=1, budgets=("p25", "p50", "p75"))
+    fleet = Fleet("mix", [local.devices[0], *sims.devices, *local.devices[1:]])
+    tasks = fleet_tasks(fleet)
+    chunks = chunk_tasks(tasks, 4)
+    assert [c for c, _ in chunks] == list(range(len(chunks)))
+    assert sorted(t.index for _, part in chunks for t in part) == list(range(len(tasks)))
+    for _, part in chunks:
+        names = [t.device.name for t in part]
+        assert len({is_exclusive(t) for t in part}) == 1
+        for name in set(names):
+            assert names.count(name) == sum(t.device.name == name for t in tasks)
+    flags = [is_exclusive(part[0]) for _, part in chunks]
+    assert flags == sorted(flags) and flags[-1] and not flags[0]
+    assert all(
+        t.device.family == "local_runtime" for _, p in chunks if is_exclusive(p[0]) for t in p
+    )

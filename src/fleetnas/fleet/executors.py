@@ -25,7 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from typing import Any
 
 from fleetnas.errors import InputError
-from fleetnas.fleet.planner import ChunkOutput, Planner, Task
+from fleetnas.fleet.planner import ChunkOutput, Planner, Task, single_thread
 
 EXECUTORS = ("serial", "local", "ray")
 
@@ -86,7 +86,9 @@ class SerialExecutor(Executor):
     def run(self, planner: Planner, chunks: Sequence[Chunk]) -> Iterator[ChunkOutput]:
         planner.bind_worker(threads=None)
         for cid, tasks in chunks:
-            yield run_chunk(planner, cid, tasks)
+            with single_thread():
+                out = run_chunk(planner, cid, tasks)
+            yield out
 
 
 class LocalPool(Executor):

@@ -48,14 +48,19 @@ Progress = Callable[[int, int], None]
 @dataclass
 class RunStats:
     """Accounting of one invocation: chunks and entries computed, worker seconds (summed
-    inside the workers), driver seconds spent writing, seconds until the first chunk returned
-    (minus its own time: the executor's startup), wall time, and the workers' peak RSS."""
+    inside the workers), driver seconds spent writing, and wall time in phases: ``prepare_s``
+    (header, resume lookup, planner and ground truth built), ``startup_s`` (until the first
+    chunk came back, minus its own time: the executor's start), ``chunks_s`` (all chunks),
+    ``finish_s`` (plan assembled from the store); plus the workers' peak RSS."""
 
     chunks: int = 0
     entries: int = 0
     worker_s: float = 0.0
     write_s: float = 0.0
+    prepare_s: float = 0.0
     startup_s: float | None = None
+    chunks_s: float = 0.0
+    finish_s: float = 0.0
     wall_s: float = 0.0
     measurements: int = 0
     worker_peak_rss_mb: float = 0.0
@@ -264,6 +269,7 @@ def plan_fleet(
     devices = {t.device.name: t.device for t in tasks}
     stats = RunStats()
     ex = executor or SerialExecutor()
+    t_start = time.perf_counter()
     try:
         if chunks:
             if planner is None:
@@ -275,6 +281,7 @@ def plan_fleet(
             shared = [c for c in chunks if not is_exclusive(c[1][0])]
             alone = [c for c in chunks if is_exclusive(c[1][0])]
             t_start = time.perf_counter()
+            stats.prepare_s = t_start - t0
             for run_on, part in ((ex, shared), (SerialExecutor(), alone)):
                 for chunk_out in run_on.run(planner, part):
                     if stats.startup_s is None:
@@ -288,13 +295,17 @@ def plan_fleet(
                         progress(finished, total)
     finally:
         ex.close()
-    wall = time.perf_counter() - t0
-    stats.wall_s = wall
-    doc = assemble_plan(store, name, fleet, config, header, tasks, wall)
+    t_end = time.perf_counter()
+    stats.chunks_s = t_end - t_start
+    doc = assemble_plan(store, name, fleet, config, header, tasks, t_end - t0)
+    stats.finish_s = time.perf_counter() - t_end
+    stats.wall_s = time.perf_counter() - t0
+    doc["summary"]["wall_s"] = stats.wall_s
     doc["summary"]["run"] = {**stats.to_dict(), **ex.describe(), "reused": len(done)}
     path = None
     if out is not None:
         path = write_plan(doc, out)
+    wall = time.perf_counter() - t0
     return PlanRun(doc, path, stats.entries, len(done), len(chunks), wall, stats)
 
 

@@ -1,4 +1,27 @@
-"""Per-device work of a fleet plan: tasks, the planner interface and plan entries.
+"""Per-device work of a fleet plan: tasks, the planner interface, plan entries, and the planner
+behind ``fleetnas plan`` (:class:`FleetPlanner`).
+
+Methods an entry records (``--approach auto`` picks per device):
+
+- ``l2o``: Approach 2's optimizer network alone, in budget mode (bisection on ``λ`` against the
+  *predicted* latency with a safety margin, :func:`fleetnas.l2o.budget.for_budget`), one batched
+  call per chunk. No design is measured; an optimizer that reads probe latencies measures the
+  device's ``K`` probe designs once (or reads them from the store). ``auto`` uses it for devices
+  without a measurer. ``confidence`` is the predicted probability that the design meets the
+  budget (log-normal with the predictor's spread).
+- ``hybrid``: the network's proposals verified with at most ``hybrid_measurements`` real
+  measurements by Approach 1's bisection primitive (:func:`fleetnas.l2o.budget.
+  for_budget_verified` over :func:`fleetnas.proxy.verify_candidates`). ``auto`` uses it for
+  devices with a measurer.
+- ``proxy``: Approach 1 (:func:`fleetnas.proxy.optimize_device`: probes, proxy pool, guided
+  bisection, its own monotonicity fallback); ``proxy-fallback`` when the hybrid handed over
+  because no verified proposal met the budget, or because the measured designs contradicted the
+  predicted order (monotonicity, :func:`fleetnas.proxy.check_monotonicity` over at least
+  :data:`HYBRID_MIN_PAIRS` pairs), or for energy budgets (the hybrid verifies latency only), or
+  when Approach 1 itself fell back to training the device's own predictor.
+
+Measured entries (``hybrid``, ``proxy*``) never return a design whose *measured* latency exceeds
+the budget: they are ``ok`` with ``confidence`` 1, or ``infeasible``.
 
 A *task* is one (device, budget) pair of a fleet; its key ``device@label`` is its identity in the
 store. A :class:`Planner` turns a chunk of tasks into plan entries (the ``devices`` items of the
@@ -20,7 +43,8 @@ import json
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -275,35 +299,29 @@ class Planner(ABC):
 
 
 def _limit_threads(n: int) -> None:
+    """``n`` torch and BLAS threads for the rest of this (worker) process."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(n)
+    threadpool_limits(n)
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """One torch and BLAS thread for a block, then the previous settings: per-device work is
+    small matrices, where spinning OpenMP threads on a shared machine cost more than they
+    give (a chunk of 256 tasks ran 3-4x slower with two threads on two busy cores)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
-        import torch
-
-        torch.set_num_threads(n)
-    except Exception:  # torch may be absent in a minimal worker; BLAS limits still apply
-        pass
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(n)
-    except Exception:
-        pass
-
-
-__all__ = [
-    "APPROACHES",
-    "DEFAULT_ACCURACY",
-    "METHODS",
-    "STATUSES",
-    "ChunkOutput",
-    "PlanConfig",
-    "Planner",
-    "Task",
-    "capture_writes",
-    "fail",
-    "fleet_tasks",
-    "new_entry",
-    "one_line",
-]
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # ---- the real planner: Approach 1, Approach 2 and their hybrid ---------------------------------
@@ -908,3 +926,25 @@ def _trace(steps: Sequence[Any]) -> list[dict[str, Any]]:
 def make_planner(config: PlanConfig, store: Any = None) -> FleetPlanner:
     """The planner behind ``fleetnas plan`` for ``config`` reading ``store``."""
     return FleetPlanner(config, store)
+
+
+__all__ = [
+    "APPROACHES",
+    "DEFAULT_ACCURACY",
+    "HYBRID_MIN_PAIRS",
+    "L2O_INFEASIBLE",
+    "METHODS",
+    "STATUSES",
+    "ChunkOutput",
+    "FleetPlanner",
+    "PlanConfig",
+    "Planner",
+    "Task",
+    "capture_writes",
+    "fail",
+    "fleet_tasks",
+    "make_planner",
+    "new_entry",
+    "one_line",
+    "single_thread",
+]
