@@ -25,6 +25,7 @@ def test_fit_recovers_the_generating_parameters() -> None:
         _sample("local-b", 6_000, 2, 2e-3, 0.8),
         _sample("ray-a", 30_000, 2, 2e-3, 0.8),
     ]
+    runs[1].worker_s *= 1.5  # per-task time inflated by sharing cores: not the dedicated cost
     model = CostModel.fit(runs[:3])
     assert model.task_s == pytest.approx(2e-3) and model.write_s == pytest.approx(1e-5)
     assert model.efficiency == pytest.approx(0.8) and model.prepare_s == 2.0

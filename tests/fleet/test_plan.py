@@ -136,17 +136,25 @@ def test_sigkill_mid_plan_then_resume_loses_and_recomputes_nothing(
     path = write_fleet(fleet, tmp_path / "fleet.yaml")
     out = tmp_path / "plan.json"
     env = {**os.environ, "FLEETNAS_AGENT_TOKEN": "test-token"}
-    proc = subprocess.Popen(_plan_cmd(path, help_db, out), env=env)
-    deadline = time.monotonic() + 60
-    try:
-        while _stored_entries(help_db) < 4:
-            assert proc.poll() is None, "the plan finished before it could be killed"
-            assert time.monotonic() < deadline, "no chunk was stored within 60 s"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL and not out.exists()
+    for sig, at_least in ((signal.SIGINT, 2), (signal.SIGKILL, 4)):
+        proc = subprocess.Popen(
+            _plan_cmd(path, help_db, out), env=env, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 60
+        try:
+            while _stored_entries(help_db) < at_least:
+                assert proc.poll() is None, "the plan finished before it could be stopped"
+                assert time.monotonic() < deadline, "no chunk was stored within 60 s"
+                time.sleep(0.05)
+            proc.send_signal(sig)
+        finally:
+            err = proc.communicate()[1]
+        if sig == signal.SIGINT:  # Ctrl-C: a clear line, exit code 130
+            assert proc.returncode == 130, err
+            assert "run the same command again to continue" in err
+        else:
+            assert proc.returncode == -signal.SIGKILL
+    assert not out.exists()
     with open_store(help_db) as store:
         before = {e["key"]: e["run"] for e in store.get_plan("mixed-nb201")}
     assert 4 <= len(before) < fleet.n_tasks

@@ -68,13 +68,23 @@ def plan(
     from fleetnas.store import open_store
 
     with open_store(db) as store:
-        if quiet or as_json:
-            result = plan_fleet(
-                fleet, config, store, name=name, out=out, executor=ex, fresh=fresh,
-                retry_failed=retry_failed,
-            )  # fmt: skip
-        else:
-            result = _with_progress(fleet, config, store, name, out, ex, fresh, retry_failed)
+        try:
+            if quiet or as_json:
+                result = plan_fleet(
+                    fleet, config, store, name=name, out=out, executor=ex, fresh=fresh,
+                    retry_failed=retry_failed,
+                )  # fmt: skip
+            else:
+                result = _with_progress(fleet, config, store, name, out, ex, fresh, retry_failed)
+        except KeyboardInterrupt:
+            plan_name = name or f"{fleet.name}-{space}"
+            kept = len(store.get_plan(plan_name))
+            err_console.print(
+                f"interrupted: {kept} entries of plan {plan_name!r} are stored; run the same "
+                "command again to continue where it stopped",
+                soft_wrap=True,
+            )
+            raise SystemExit(130) from None
     summary = result.summary
     if as_json:
         print_json(

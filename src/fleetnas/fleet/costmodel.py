@@ -8,14 +8,15 @@ per chunk; finally the plan is assembled from the store (``finish``). Its wall t
                  + T * finish_s
 
 for ``T`` tasks (device x budget pairs) on ``W`` workers (in the driver itself, ``serial``, the
-two terms of the pipeline add up instead). ``task_s`` is the worker seconds of one task (measured
-inside the workers), ``write_s`` the driver seconds to write one task's entry and measurements
-(the serial part: when it dominates, a faster store or bulk writes are needed, not more nodes),
-``efficiency`` the share of worker time that turns into progress (scheduling, serialization, a
-shared machine), ``finish_s`` the per-task cost of assembling the plan. :meth:`CostModel.fit`
-takes ``task_s``, ``write_s`` and ``finish_s`` from the runs' own accounting, ``prepare`` and
-``startup`` as measured, and ``efficiency`` from the parallel runs' wall times;
-:meth:`CostModel.check` compares predictions with runs.
+two terms of the pipeline add up instead). ``task_s`` is the worker seconds of one task on a core
+of its own, ``write_s`` the driver seconds to write one task's entry and measurements (the serial
+part: when it dominates, a faster store or bulk writes are needed, not more nodes),
+``efficiency`` the share of the workers' cores that turns into progress (scheduling,
+serialization, and on a small machine the driver and other jobs sharing the cores),
+``finish_s`` the per-task cost of assembling the plan. :meth:`CostModel.fit` takes ``task_s``
+and ``write_s`` from serial runs' own accounting, ``prepare``, ``startup`` and ``finish_s`` as
+measured, and ``efficiency`` from the parallel runs' wall times; :meth:`CostModel.check`
+compares predictions with runs, including ones it was not fitted on.
 
 Projection (:meth:`CostModel.project`) to a Ray cluster of ``nodes`` x ``cores_per_node`` CPUs
 (one core kept for the driver) prices core-hours at ``usd_per_core_hour``. The default,
@@ -76,18 +77,20 @@ class CostModel:
 
     @classmethod
     def fit(cls, samples: Sequence[RunSample]) -> CostModel:
-        """Per-task worker, write and finish seconds pooled over ``samples``; ``prepare`` as the
-        median measured; ``startup`` per executor as the median measured; efficiency as the
-        median over parallel runs of ideal compute time / measured pipeline time (1 when only
-        serial runs are given)."""
+        """Per-task worker and write seconds from the serial runs (one process, nothing else
+        competing: the cost on a dedicated core), or from all runs when none is serial;
+        per-task finish seconds pooled; ``prepare`` as the median measured; ``startup`` per
+        executor as the median measured; efficiency as the median over parallel runs of ideal
+        compute time / measured pipeline time (1 when only serial runs are given)."""
         if not samples:
             raise InputError("the cost model needs at least one measured run")
-        tasks = sum(s.tasks for s in samples)
-        if tasks <= 0:
+        if sum(s.tasks for s in samples) <= 0:
             raise InputError("the measured runs planned no tasks")
-        task_s = sum(s.worker_s for s in samples) / tasks
-        write_s = sum(s.write_s for s in samples) / tasks
-        finish_s = sum(s.finish_s for s in samples) / tasks
+        base = [s for s in samples if s.executor == "serial" and s.tasks > 0] or list(samples)
+        tasks = sum(s.tasks for s in base)
+        task_s = sum(s.worker_s for s in base) / tasks
+        write_s = sum(s.write_s for s in base) / tasks
+        finish_s = sum(s.finish_s for s in samples) / sum(s.tasks for s in samples)
         effs = []
         for s in samples:
             if s.executor == "serial":

@@ -379,12 +379,6 @@ class _Context:
             self._optimizer = opt
         return self._optimizer
 
-    def optimizer_or_none(self) -> Any:
-        try:
-            return self.optimizer
-        except FleetnasError:
-            return None
-
     @property
     def needs_probes(self) -> bool:
         """Whether the optimizer (network or latency predictor) reads probe latencies."""
@@ -477,7 +471,7 @@ class FleetPlanner(Planner):
         entries = [new_entry(t, self.method_for(t)) for t in tasks]
         t0 = time.perf_counter()
         devices = _by_device(tasks)
-        sessions = self._sessions(ctx, tasks, entries, devices, out)
+        sessions = self._sessions(ctx, tasks, devices, out)
         feats = self._features(ctx, tasks, entries, devices, sessions)
         self._resolve_budgets(ctx, tasks, entries, feats)
         live = [i for i, e in enumerate(entries) if e["reason"] is None]
@@ -490,7 +484,7 @@ class FleetPlanner(Planner):
                 continue
             t1 = time.perf_counter()
             try:
-                session = sessions[tasks[i].device.name]
+                session = sessions.get(tasks[i].device.name)
                 if method == "hybrid":
                     self._hybrid(ctx, tasks[i], entries[i], session, feats)
                 else:
@@ -525,38 +519,9 @@ class FleetPlanner(Planner):
         return capture_writes(get_measurer(device.measurer, ctx.store, bound), sink)
 
     def _sessions(
-        self,
-        ctx: _Context,
-        tasks: Sequence[Task],
-        entries: list[dict[str, Any]],
-        devices: dict[str, list[int]],
-        out: ChunkOutput,
-    ) -> dict[str, Any]:
-        """One measurement session per measurable device (its budgets share it); a device
-        whose measurer cannot be built fails here with the reason."""
-        from fleetnas.proxy import MeasurerSession
-
-        sessions: dict[str, Any] = {}
-        for name, idx in devices.items():
-            dev = tasks[idx[0]].device
-            needs = any(entries[i]["method"] != "l2o" for i in idx)
-            if not dev.measurer or not (needs or self._needs_probes(ctx)):
-                continue
-            try:
-                measurer = self._measurer(ctx, dev, out.measurements)
-                energy = any(tasks[i].budget.energy is not None for i in idx)
-                metrics = ("latency", "energy") if energy else ("latency",)
-                sessions[name] = MeasurerSession(measurer, ctx.space, metrics, ledger=False)
-            except Exception as exc:
-                for i in idx:
-                    fail(entries[i], exc)
-        return sessions
-
-    def _needs_probes(self, ctx: _Context) -> bool:
-        if self.config.approach == "proxy":
-            return False
-        opt = ctx.optimizer_or_none()
-        return opt is not None and ctx.needs_probes
+        self, ctx: _Context, tasks: Sequence[Task], devices: dict[str, list[int]], out: ChunkOutput
+    ) -> _Sessions:
+        return _Sessions(self, ctx, tasks, devices, out)
 
     def _features(
         self,
@@ -564,7 +529,7 @@ class FleetPlanner(Planner):
         tasks: Sequence[Task],
         entries: list[dict[str, Any]],
         devices: dict[str, list[int]],
-        sessions: dict[str, Any],
+        sessions: _Sessions,
     ) -> dict[str, Any]:
         """Approach 2's features (``name -> one-row DeviceSet``) of the devices that need them:
         spec features from the record; probe latencies from the store (measured before) or
@@ -606,13 +571,13 @@ class FleetPlanner(Planner):
                     )
                     missing = ~np.isfinite(vals)
                     if missing.any():
-                        session = sessions.get(name)
-                        if session is None:
+                        if not dev.measurer:
                             raise InputError(
                                 f"optimizer {opt.name!r} reads the device's latency on "
                                 f"{len(p)} probe designs, and device {name!r} cannot be "
                                 "measured; use an optimizer trained on spec features"
                             )
+                        session = sessions.get(name)
                         before = (session.cost.measurements, session.cost.device_seconds)
                         vals[missing] = session.measure(p[missing])[:, 0]
                         e = entries[idx[0]]
@@ -821,6 +786,44 @@ class FleetPlanner(Planner):
         }
         entry["measured"] = {"latency_ms": _num(res.measured[0]), "energy_mj": None}
         entry["confidence"] = 1.0
+
+
+class _Sessions:
+    """Measurement sessions of a chunk's devices, one per device (its budgets share it), opened
+    on first use: a device whose measurer cannot be built (an agent that is gone) fails only
+    the entries that need to measure, each with the reason."""
+
+    def __init__(
+        self,
+        planner: FleetPlanner,
+        ctx: _Context,
+        tasks: Sequence[Task],
+        devices: dict[str, list[int]],
+        out: ChunkOutput,
+    ) -> None:
+        self.planner, self.ctx, self.tasks, self.devices, self.out = (
+            planner, ctx, tasks, devices, out,
+        )  # fmt: skip
+        self._open: dict[str, Any] = {}
+        self._failed: dict[str, BaseException] = {}
+
+    def get(self, name: str) -> Any:
+        if name in self._failed:
+            raise self._failed[name]
+        if name not in self._open:
+            from fleetnas.proxy import MeasurerSession
+
+            idx = self.devices[name]
+            dev = self.tasks[idx[0]].device
+            try:
+                measurer = self.planner._measurer(self.ctx, dev, self.out.measurements)
+                energy = any(self.tasks[i].budget.energy is not None for i in idx)
+                metrics = ("latency", "energy") if energy else ("latency",)
+                self._open[name] = MeasurerSession(measurer, self.ctx.space, metrics, ledger=False)
+            except Exception as exc:
+                self._failed[name] = exc
+                raise
+        return self._open[name]
 
 
 #: Reason of an Approach 2 entry whose proposals all miss the budget (by the safe bound).
