@@ -113,8 +113,10 @@ def generate(
         False, "--verify", help="Hybrid mode: verify budgets with real measurements."
     ),
     max_measurements: int = typer.Option(3, min=1, help="Hybrid mode: measurements per device."),
-    margin: float = typer.Option(1.0, min=0.0, help="Budget safety margin (log-std units)."),
-    refine: int = typer.Option(0, min=0, help="Local refinement rounds."),
+    margin: float = typer.Option(
+        0.5, min=0.0, help="Budget safety margin (log-std units of the latency prediction)."
+    ),
+    refine: int = typer.Option(2, min=0, help="Local refinement rounds on the prediction."),
     measure: bool = typer.Option(
         False, "--measure", help="Measure missing probe latencies through the device's measurer."
     ),

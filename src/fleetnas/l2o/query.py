@@ -8,7 +8,6 @@ when verification by measurement is asked for.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,7 @@ import numpy as np
 
 from fleetnas.devices import Device
 from fleetnas.errors import InputError
-from fleetnas.l2o.budget import for_budget, for_budget_verified
+from fleetnas.l2o.budget import DEFAULT_MARGIN, for_budget, for_budget_verified
 from fleetnas.l2o.embed import embed_devices
 from fleetnas.l2o.features import DeviceSet
 from fleetnas.l2o.generate import L2OOptimizer, generate
@@ -73,8 +72,8 @@ def answer(
     queries: Sequence[Query],
     verify: bool = False,
     max_measurements: int = 3,
-    margin: float = 1.0,
-    refine_rounds: int = 0,
+    margin: float = DEFAULT_MARGIN,
+    refine_rounds: int = 2,
     measure: bool = False,
 ) -> list[dict[str, Any]]:
     """One result row per query (design string, λ, predictions; budget, feasibility and
@@ -83,7 +82,6 @@ def answer(
         raise InputError("no queries given")
     for q in queries:
         q.check()
-    t0 = time.perf_counter()
     devs, probe_cost = _devices(optimizer, queries, store, measure)
     sp = optimizer.space
     out: list[dict[str, Any]] = [{} for _ in queries]
@@ -93,9 +91,10 @@ def answer(
         lam = np.array([queries[i].lam for i in lam_idx], dtype=float)
         sub = devs.take(lam_idx)
         g = generate(optimizer, sub, lam, refine_rounds=refine_rounds)
-        pred = (
-            optimizer.objective.metrics(g.archs, sub) if optimizer.objective is not None else None
-        )
+        obj = optimizer.objective
+        pred = obj.metrics(g.archs, sub) if obj is not None else None
+        if obj is not None and np.isnan(g.score).any():
+            g.score = obj.score(g.archs, sub, g.lam)
         for k, i in enumerate(lam_idx):
             row = {"lambda": [float(x) for x in g.lam[k]], "t": _t(g.lam[k])}
             if pred is not None:
@@ -136,14 +135,11 @@ def answer(
                 row["measured_latency_ms"] = _num(res.measured[k])
                 row["measurements"] = int(res.measurements[k])  # type: ignore[index]
             out[i] = {**row, "arch": sp.format(res.archs[k])}
-    elapsed = time.perf_counter() - t0
     for i, q in enumerate(queries):
         head = {"device": devs.names[i]}
         if q.label:
             head["label"] = q.label
         out[i] = {**head, **out[i], "probe_measurements": int(probe_cost[i])}
-    if out:
-        out[0]["seconds"] = elapsed
     return out
 
 
