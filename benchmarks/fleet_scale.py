@@ -40,7 +40,6 @@ import json
 import math
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -152,6 +151,7 @@ def make_fleet(space_name: str, n: int, path: Path) -> dict[str, Any]:
 def child(args: argparse.Namespace) -> None:
     """Plan one fleet on one executor; print a JSON line with the run's facts."""
     from fleetnas.fleet import Fleet, PlanConfig, make_executor, plan_fleet, read_fleet
+    from fleetnas.fleet.executors import peak_rss_mb
     from fleetnas.store import open_store
 
     fleet = read_fleet(args.fleet)
@@ -191,7 +191,7 @@ def child(args: argparse.Namespace) -> None:
         "worker_s": r["worker_s"],
         "truth_s": r["timings"].get("truth_s", 0.0),
         "write_s": r["write_s"],
-        "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "driver_peak_rss_mb": peak_rss_mb(),
         "worker_peak_rss_mb": r["worker_peak_rss_mb"],
         "ok": s["ok"],
         "infeasible": s["infeasible"],

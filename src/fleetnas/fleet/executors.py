@@ -52,8 +52,22 @@ def run_chunk(planner: Planner, chunk_id: int, tasks: Sequence[Task]) -> ChunkOu
     out = planner.plan(chunk_id, tasks)
     out.wall_s = time.perf_counter() - t0
     out.worker = f"{os.uname().nodename}:{os.getpid()}"
-    out.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    out.peak_rss_mb = peak_rss_mb()
     return out
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (MiB): ``VmHWM`` where Linux has it (``ru_maxrss``
+    survives fork and exec, so a spawned worker would report its parent's peak), else
+    ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 class Executor(ABC):
@@ -251,6 +265,7 @@ __all__ = [
     "RayExecutor",
     "SerialExecutor",
     "make_executor",
+    "peak_rss_mb",
     "ray_available",
     "run_chunk",
 ]

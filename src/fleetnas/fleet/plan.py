@@ -278,6 +278,7 @@ def plan_fleet(
                 planner = make_planner(config, store)
             if planner.config != config:
                 raise InputError("the planner was built for another plan config")
+            planner.prepare([t for _, part in chunks for t in part])
             shared = [c for c in chunks if not is_exclusive(c[1][0])]
             alone = [c for c in chunks if is_exclusive(c[1][0])]
             t_start = time.perf_counter()

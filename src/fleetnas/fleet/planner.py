@@ -269,6 +269,10 @@ class Planner(ABC):
         self.config = config
         self._bound = False
 
+    def prepare(self, tasks: Sequence[Task]) -> None:  # noqa: B027 (optional hook)
+        """Called once in the driver with the tasks to plan, before any worker starts: build
+        what all workers share (it travels with the planner)."""
+
     def bind_worker(self, threads: int | None = 1) -> None:
         """Prepare this process to run chunks: one BLAS/torch thread (``threads``; ``None``
         leaves the process as it is), open per-process handles."""
@@ -420,19 +424,27 @@ class FleetPlanner(Planner):
         self.store_url = None if store is None else getattr(store, "url", None)
         self._store = store
         self._ctx: _Context | None = None
-        self.truth = None
-        if config.truth:
-            from fleetnas.fleet.ground_truth import GroundTruth
+        self.truth: Any = None
 
-            self.truth = GroundTruth.for_space(
-                config.space,
-                config.accuracy,
-                store,
-                pool_size=config.truth_pool,
-                seed=config.seed,
-            )
-            if self.truth is not None:
-                self.truth.prepare()
+    def prepare(self, tasks: Sequence[Task]) -> None:
+        """Build the ground truth once, in the driver, when some device has one (simulated or
+        replayed) and the config asks for it; workers receive it ready."""
+        if not self.config.truth or self.truth is not None:
+            return
+        kinds = {(t.device.measurer or "").partition(":")[0] for t in tasks}
+        if not kinds & {"sim", "table"}:
+            return
+        from fleetnas.fleet.ground_truth import GroundTruth
+
+        self.truth = GroundTruth.for_space(
+            self.config.space,
+            self.config.accuracy,
+            self._store,
+            pool_size=self.config.truth_pool,
+            seed=self.config.seed,
+        )
+        if self.truth is not None:
+            self.truth.prepare()
 
     def __getstate__(self) -> dict[str, Any]:
         if self.store_url in (None, "memory://") and self._store is not None:
