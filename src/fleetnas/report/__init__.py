@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetnas.errors import InputError
+from fleetnas.fileio import atomic_write_bytes
 from fleetnas.report.figures import (
     FigureSpec,
     fleet_figure,
@@ -29,7 +30,7 @@ from fleetnas.report.figures import (
 )
 from fleetnas.report.html import render_html, to_plotly
 from fleetnas.report.plan import PLAN_FORMAT, check_plan, read_plan, summarize
-from fleetnas.report.png import write_atomic, write_pngs
+from fleetnas.report.png import write_pngs
 from fleetnas.report.sources import fronts, monotonicity
 from fleetnas.store.base import Store
 
@@ -109,7 +110,7 @@ def render_report(
     if png_dir is not None:
         result.pngs = write_pngs(figs, png_dir, dpi=dpi)
     if html_path is not None and page is not None:
-        result.html = write_atomic(Path(html_path), page.encode("utf-8"))
+        result.html = atomic_write_bytes(html_path, page.encode("utf-8"))
     return result
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from fleetnas.errors import InputError
+from fleetnas.fileio import atomic_write_bytes
 from fleetnas.report.figures import FigureSpec
 
 _MARKERS = {
@@ -185,18 +185,5 @@ def write_pngs(
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, data in rendered:
-        paths.append(write_atomic(out / name, data))
+        paths.append(atomic_write_bytes(out / name, data))
     return paths
-
-
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
