@@ -12,8 +12,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+# Pipes and CI logs get a fixed width instead of rich's 80-column fallback.
+_WIDTH = None if sys.stdout.isatty() else 140
+console = Console(width=_WIDTH)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 DbOption = typer.Option(
     None, "--db", envvar="FLEETNAS_DB", help="Store URL or SQLite path (default: user data dir)."

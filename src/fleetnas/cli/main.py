@@ -10,6 +10,7 @@ import typer
 from fleetnas import __version__
 from fleetnas.cli import agent as agent_cmd
 from fleetnas.cli import data as data_cmd
+from fleetnas.cli import demo as demo_cmd
 from fleetnas.cli import devices as devices_cmd
 from fleetnas.cli import l2o as l2o_cmd
 from fleetnas.cli import measure as measure_cmd
@@ -37,6 +38,7 @@ app.add_typer(l2o_cmd.app, name="l2o")
 app.command("optimize")(optimize_cmd.optimize)
 app.command("monotonicity")(monotonicity_cmd.monotonicity)
 app.command("report")(report_cmd.report)
+app.command("demo")(demo_cmd.demo)
 plan_cmd.register(app)
 
 
