@@ -18,7 +18,7 @@ import pandas as pd
 from fleetnas.data.common import ImportReport, completed_configs, data_path, run_key
 from fleetnas.data.manifest import get_file
 from fleetnas.devices import Device
-from fleetnas.errors import DataError, InputError, unknown
+from fleetnas.errors import DataError, InputError, UnknownNameError, unknown
 from fleetnas.spaces import SearchSpace, get_space
 from fleetnas.store.base import MeasurementBatch, Store
 
@@ -129,7 +129,18 @@ def import_nats(
 def get_accuracy(
     store: Store, dataset: str = "cifar10", archs: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(archs n x 6, accuracy % n)`` of NAS-Bench-201 stored by :func:`import_nats`."""
-    return store.get_measurements(
-        get_space("nb201"), ACCURACY_DEVICE, accuracy_metric(dataset), STATISTIC, archs=archs
-    )
+    """``(archs n x 6, accuracy % n)`` of NAS-Bench-201 stored by :func:`import_nats`;
+    :class:`DataError` when the store has none (with the command that imports them)."""
+    metric = accuracy_metric(dataset)
+    try:
+        found = store.get_measurements(
+            get_space("nb201"), ACCURACY_DEVICE, metric, STATISTIC, archs=archs
+        )
+    except UnknownNameError:
+        found = (np.zeros((0, 6), dtype=np.int64), np.zeros(0))
+    if archs is None and len(found[1]) == 0:
+        raise DataError(
+            f"the store {store.safe_url} has no NAS-Bench-201 accuracies ({metric}); "
+            "run `fleetnas data import nats` first"
+        )
+    return found
