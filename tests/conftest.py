@@ -14,6 +14,12 @@ def _data_dir() -> Path:
     return Path(os.environ.get("FLEETNAS_DATA_DIR") or REPO.parent / "shared" / "data")
 
 
+# Library code finds the data through FLEETNAS_DATA_DIR (the Makefile exports it); give tests run
+# by hand the same default, ../shared/data beside the repository.
+if "FLEETNAS_DATA_DIR" not in os.environ and (_data_dir() / "README.md").exists():
+    os.environ["FLEETNAS_DATA_DIR"] = str(_data_dir())
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The public data folder; skips the test when it is missing."""

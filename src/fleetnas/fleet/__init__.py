@@ -2,7 +2,7 @@
 
 ``read_fleet(path)`` reads a fleet (YAML or CSV); ``plan_fleet(fleet, config, store, planner)``
 plans it resumably on an executor (``make_executor("local" | "ray" | "serial")``) and writes
-plan.json (``notes/PLAN_FORMAT.md``); :mod:`fleetnas.fleet.ground_truth` checks plans against
+plan.json (``docs/plan-format.md``); :mod:`fleetnas.fleet.ground_truth` checks plans against
 simulated and replayed devices; :mod:`fleetnas.fleet.costmodel` projects large fleets.
 """
 

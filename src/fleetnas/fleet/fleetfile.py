@@ -39,13 +39,11 @@ and the key.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,6 +53,7 @@ import yaml
 
 from fleetnas.devices import FAMILIES, Device
 from fleetnas.errors import FleetnasError, InputError
+from fleetnas.fileio import atomic_write_text
 
 #: Suffixes of the two formats.
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -558,23 +557,6 @@ def write_fleet(fleet: Fleet, path: str | os.PathLike[str]) -> Path:
     return atomic_write_text(p, text)
 
 
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 # ---- generated fleets ------------------------------------------------------------------------
 def parse_budgets(texts: Iterable[str | float], what: str = "--budget") -> tuple[Budget, ...]:
     """Budgets from short strings (``p50``, ``20``, ``20ms+90mJ`` is not accepted: one latency
@@ -606,7 +588,6 @@ __all__ = [
     "Fleet",
     "FleetDevice",
     "Limit",
-    "atomic_write_text",
     "entry_key",
     "parse_budgets",
     "parse_limit",

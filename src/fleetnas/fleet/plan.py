@@ -9,7 +9,7 @@ loses at most the chunks in flight; running the same command again continues fro
 recomputes nothing already stored. Chunks are fixed on the whole task list, so a resumed plan is
 made of the same chunks as an uninterrupted one and ends equal to it.
 
-plan.json (``notes/PLAN_FORMAT.md``) is assembled from the store at the end and written
+plan.json (``docs/plan-format.md``) is assembled from the store at the end and written
 atomically (temporary file and rename).
 """
 
@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 
 from fleetnas.errors import InputError, UnknownNameError
+from fleetnas.fileio import atomic_write_text
 from fleetnas.fleet.executors import Executor, SerialExecutor
-from fleetnas.fleet.fleetfile import Fleet, atomic_write_text
+from fleetnas.fleet.fleetfile import Fleet
 from fleetnas.fleet.planner import ChunkOutput, PlanConfig, Planner, Task, fleet_tasks
 from fleetnas.store import Artifact, MeasurementBatch, Store
 

@@ -1,4 +1,4 @@
-"""Reading plan.json (``/work/notes/PLAN_FORMAT.md``) for the report, and the plain-data views
+"""Reading plan.json (``docs/plan-format.md``) for the report, and the plain-data views
 of it that every figure and table shares (entry values, method palette, per-group summaries)."""
 
 from __future__ import annotations
