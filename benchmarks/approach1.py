@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -49,33 +47,14 @@ from typing import Any
 
 import numpy as np
 
+from _common import environment, load_average, write_results
+
 RESULTS = Path(__file__).resolve().parent / "results"
 QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
 CPUS = ("gold_6226", "gold_6240", "silver_4114", "silver_4210r")
 
 
 # ---- setup ---------------------------------------------------------------------------------------
-def environment() -> dict[str, Any]:
-    import torch
-
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": torch.__version__,
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_before": list(os.getloadavg()),
-    }
-
-
 class Bench:
     """Store, space, exact accuracies, every HELP device's latency vector, the pools."""
 
@@ -653,7 +632,7 @@ def _fmt(s: dict[str, Any], per_budget_cap: int | None = None) -> str:
     )
 
 
-def write_markdown(res: dict[str, Any], path: Path) -> None:
+def markdown(res: dict[str, Any]) -> str:
     env = res["environment"]
     lines = [
         "# Approach 1 on replayed HELP devices (issue 6)",
@@ -850,7 +829,7 @@ def write_markdown(res: dict[str, Any], path: Path) -> None:
         lines += ["", f"Energy: {r['energy_meter']}.", ""]
     if "notes" in res:
         lines += ["## Notes", "", *res["notes"], ""]
-    path.write_text("\n".join(lines))
+    return "\n".join(lines)
 
 
 def notes(res: dict[str, Any]) -> list[str]:
@@ -941,8 +920,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         res = json.loads(out.with_suffix(".json").read_text())
         res["notes"] = notes(res)
-        out.with_suffix(".json").write_text(json.dumps(res, indent=1, default=_json_default))
-        write_markdown(res, out.with_suffix(".md"))
+        write_results(out, res, markdown(res), default=_json_default)
         return 0
     from threadpoolctl import threadpool_limits
 
@@ -960,12 +938,10 @@ def main(argv: list[str] | None = None) -> int:
         s0 = time.perf_counter()
         res[name] = globals()[f"bench_{name}"](b)
         res.setdefault("section_seconds", {})[name] = time.perf_counter() - s0
-    res["environment"]["load_after"] = list(os.getloadavg())
+    res["environment"]["load_after"] = load_average()
     res["total_seconds"] = time.perf_counter() - t0
     res["notes"] = notes(res)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(res, indent=1, default=_json_default))
-    write_markdown(res, out.with_suffix(".md"))
+    write_results(out, res, markdown(res), default=_json_default)
     print(f"wrote {out.with_suffix('.json')} and .md", flush=True)
     return 0
 

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from _common import environment, load_average, write_results
 from fleetnas.data.help import read_archs, read_latencies, read_reference_indices
 from fleetnas.devices.catalog import get_catalog_device, help_split
 from fleetnas.l2o import method1, method2, synthetic
@@ -72,26 +72,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 EVAL_T = np.round(np.arange(0.05, 0.951, 0.05), 2)
 BUDGET_Q = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MARGINS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
-
-
-def environment() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": torch.__version__,
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads_training": 1,
-        "load_before": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def pct(x: np.ndarray) -> dict[str, float]:
@@ -319,6 +299,18 @@ def m1_net(space, devs: DeviceSet, mode: str, members: int, seed: int = 0) -> Op
     return OptimizerNet(space, FeatureSpec(mode).fit(devs), (256, 256), members, seed)
 
 
+def m2_config(relaxation: str, steps: int) -> method2.Method2Config:
+    """Method 2 settings per relaxation: REINFORCE wants smaller batches and a lower rate."""
+    reinforce = relaxation == "reinforce"
+    return method2.Method2Config(
+        steps=steps,
+        relaxation=relaxation,
+        batch_size=256 if reinforce else 512,
+        lr=2e-3 if reinforce else 3e-3,
+        entropy=0.02,
+    )
+
+
 def train_m1(space, devs, labels, lam, mode="probes", members=1, epochs=60, seed=0):
     net = m1_net(space, devs, mode, members, seed)
     h = method1.train_method1(
@@ -462,10 +454,7 @@ def nb201_section(quick: bool, res: dict[str, Any]) -> dict[str, Any]:
         steps = dict.fromkeys(steps, 200)
     for rel, n_steps in steps.items():
         net = m1_net(d.space, devs_all, "probes", 1)
-        cfg = method2.Method2Config(
-            steps=n_steps, relaxation=rel, batch_size=256 if rel == "reinforce" else 512,
-            lr=2e-3 if rel == "reinforce" else 3e-3, entropy=0.02,
-        )  # fmt: skip
+        cfg = m2_config(rel, n_steps)
         h = method2.train_method2(net, obj, devs_all, sc_all, cfg)
         o = L2OOptimizer(net, obj)
         r = ev.run(o)
@@ -684,11 +673,8 @@ def evo_section(
     if quick:
         steps = dict.fromkeys(steps, 200)
     for rel, n_steps in steps.items():
-        net = OptimizerNet(d.space, FeatureSpec("probes").fit(devs), (256, 256), 1, 0)
-        cfg = method2.Method2Config(
-            steps=n_steps, relaxation=rel, batch_size=256 if rel == "reinforce" else 512,
-            lr=2e-3 if rel == "reinforce" else 3e-3, entropy=0.02,
-        )  # fmt: skip
+        net = m1_net(d.space, devs, "probes", 1)
+        cfg = m2_config(rel, n_steps)
         h = method2.train_method2(net, obj, devs, sc, cfg)
         opt = L2OOptimizer(net, obj)
         for refine in (0, 2):
@@ -975,7 +961,10 @@ def main() -> None:
         return
     sections = set(args.sections.split(","))
     torch.manual_seed(0)
-    res: dict[str, Any] = {"environment": environment(), "quick": args.quick}
+    res: dict[str, Any] = {
+        "environment": environment(torch_threads_training=1),
+        "quick": args.quick,
+    }
     t0 = time.perf_counter()
     ctx = None
     if "nb201" in sections or "algorithm2" in sections:
@@ -1010,13 +999,10 @@ def main() -> None:
         )  # fmt: skip
         print("fbnet done", flush=True)
     res["seconds"] = time.perf_counter() - t0
-    res["environment"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    res["environment"]["load_after"] = load_average()
     res["verdict"] = verdict(res)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "approach2_quick" if args.quick else "approach2"
-    (out / f"{stem}.json").write_text(json.dumps(res, indent=1, default=float))
-    (out / f"{stem}.md").write_text(markdown(res))
+    stem = Path(args.out) / ("approach2_quick" if args.quick else "approach2")
+    write_results(stem, res, markdown(res), default=float)
     print(markdown(res))
 
 

@@ -38,8 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -49,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from _common import environment, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SPACES = ("nb201", "ofa_mbv3")
@@ -324,7 +324,7 @@ def markdown(doc: dict[str, Any]) -> str:
         f"{n:,} simulated devices x 3 latency budgets per space, planned with the optimizer "
         "network alone (10 probe measurements per device, then one batched budget-mode call per "
         "chunk of 256 tasks) and checked against the simulator. Machine: "
-        f"{doc['machine']['cpus']} CPUs, {doc['machine']['platform']}. Each run in a fresh "
+        f"{doc['machine']['cores']} CPUs, {doc['machine']['platform']}. Each run in a fresh "
         "process on a fresh copy of the store.",
         "",
         "| space | run | approach | tasks | wall s | startup s | worker s | driver write s "
@@ -469,11 +469,7 @@ def main() -> None:
             "fleet_seed": FLEET_SEED,
             "ofa_steps": args.ofa_steps,
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        "machine": environment(),
         "setup": setup,
         "fleets": fleets,
         "runs": runs,
@@ -481,10 +477,8 @@ def main() -> None:
         "cost_model": cost_models(runs),
         "total_s": time.perf_counter() - t_all,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "fleet_scale.json").write_text(json.dumps(doc, indent=1) + "\n")
     md = markdown(doc)
-    (args.out / "fleet_scale.md").write_text(md)
+    write_results(args.out / "fleet_scale", doc, md)
     print(md)
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
+from _common import load_average, write_results
 from fleetnas.measure.local import LocalRuntimeMeasurer, local_settings
 from fleetnas.measure.settings import RuntimeSetting, host_features, runtime_version
 from fleetnas.measure.timing import TimingConfig
@@ -99,7 +100,7 @@ def main() -> None:
     baselines = [
         s for s in settings if s.runtime == "onnxruntime" and s.batch == 1 and s.precision == "fp32"
     ]
-    load_start = os.getloadavg()
+    load_start = load_average()
     t_start = time.perf_counter()
     sessions: dict[str, list[dict[str, Any]]] = {}
     naive: dict[str, list[dict[str, Any]]] = {}
@@ -131,7 +132,7 @@ def main() -> None:
             "torch": runtime_version("torch"),
         },
         "loadavg_start": load_start,
-        "loadavg_end": os.getloadavg(),
+        "loadavg_end": load_average(),
         "total_s": total,
         "caveat": "2-core machine shared with other jobs (other test suites ran concurrently); "
         "absolute latencies and reproducibility include that interference.",
@@ -140,9 +141,7 @@ def main() -> None:
         "naive_sessions": naive,
         "architectures": space.format_many(archs),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "measure_local.json").write_text(json.dumps(payload, indent=1))
-    (args.out / "measure_local.md").write_text(render(payload))
+    write_results(args.out / "measure_local", payload, render(payload))
     print(render(payload))
 
 
@@ -199,8 +198,7 @@ def rerender(out: Path) -> None:
         payload["naive_sessions"],
         payload["archs"],
     )
-    (out / "measure_local.json").write_text(json.dumps(payload, indent=1))
-    (out / "measure_local.md").write_text(render(payload))
+    write_results(out / "measure_local", payload, render(payload))
     print(render(payload))
 
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ import torch
 from scipy.stats import spearmanr
 from sklearn.linear_model import RidgeCV
 
+from _common import environment
 from fleetnas.data.help import read_archs, read_latencies, read_reference_indices
 from fleetnas.devices.catalog import (
     get_catalog_device,
@@ -544,12 +544,7 @@ def main() -> None:
     root = Path(args.data)
     torch.set_num_threads(2)
     res: dict[str, Any] = {
-        "host": {
-            "machine": platform.machine(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "cpus": os.cpu_count(),
-        },
+        "host": environment(torch_threads=2),
         "targets": {"spearman": TARGETS, "within10": 0.85, "train_s": 300, "adapt_s": 1.0},
         "help_published_spearman": HELP_PUBLISHED,
     }

@@ -23,9 +23,7 @@ Writes ``benchmarks/results/search.json`` and ``search.md``. Run from the reposi
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -35,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from _common import environment, load_average, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OFA_RESOLUTIONS = [160, 176, 192, 208, 224]
@@ -49,29 +49,6 @@ def pin_threads(n: int) -> None:
 
     threadpool_limits(n)
     torch.set_num_threads(n)
-
-
-def environment(threads: int) -> dict[str, Any]:
-    import numpy
-    import torch
-
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "python": platform.python_version(),
-        "numpy": numpy.__version__,
-        "torch": torch.__version__,
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "threads": threads,
-        "load_before": list(os.getloadavg()),
-    }
 
 
 def data_dir() -> Path:
@@ -455,19 +432,17 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(","))
     pin_threads(args.threads)
     root = data_dir()
-    res: dict[str, Any] = {"environment": environment(args.threads)}
+    res: dict[str, Any] = {"environment": environment(threads=args.threads)}
     if "ofa" in only:
         res["ofa"] = bench_ofa(root, list(range(args.ofa_seeds)), args.our_seconds)
     if "nb201" in only:
         res["nb201"] = bench_nb201(root, list(range(args.nb201_seeds)))
     if "throughput" in only:
         res["throughput"] = bench_throughput(root, include_ofa="ofa" in only)
-    res["environment"]["load_after"] = list(os.getloadavg())
+    res["environment"]["load_after"] = load_average()
     summarize(res)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(res, indent=1, default=float) + "\n")
-    out.with_suffix(".md").write_text(markdown(res))
+    write_results(out, res, markdown(res), default=float)
     print(out.with_suffix(".md").read_text())
     return 0
 

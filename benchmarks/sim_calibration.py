@@ -26,9 +26,7 @@ repository root:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -37,26 +35,10 @@ from typing import Any
 import numpy as np
 from scipy.stats import ks_2samp, rankdata, spearmanr
 
+from _common import environment, write_results
+
 RESULTS = Path(__file__).resolve().parent / "results"
 QUANTILES = (0, 5, 10, 25, 50, 75, 90, 95, 100)
-
-
-def environment() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-    }
 
 
 # ---- calibration ---------------------------------------------------------------------------
@@ -261,7 +243,7 @@ def speed_section(seed: int, n_devices: int) -> dict[str, Any]:
 # ---- report ----------------------------------------------------------------------------------
 def markdown(res: dict[str, Any]) -> str:
     lines = ["# Simulator calibration and synthetic fleets (issue 3)", ""]
-    lines.append(f"Environment: {res['environment']['cpu']}, {res['environment']['cpus']} CPUs.")
+    lines.append(f"Environment: {res['environment']['cpu']}, {res['environment']['cores']} CPUs.")
     lines.append("")
     for key, title in (
         ("calibration", "HELP NAS-Bench-201"),
@@ -371,10 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         print("speed", flush=True)
         res["speed"] = speed_section(args.seed, args.speed_devices)
     res["seconds"] = time.perf_counter() - t0
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "sim_calibration.json").write_text(json.dumps(res, indent=2))
     md = markdown(res)
-    (RESULTS / "sim_calibration.md").write_text(md + "\n")
+    write_results(RESULTS / "sim_calibration", res, md)
     print(md)
     return 0
 

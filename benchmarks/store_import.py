@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _common import environment, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_S = 15.0
@@ -104,7 +105,7 @@ def main() -> None:
     ap.add_argument("--data-dir", default=os.environ.get("FLEETNAS_DATA_DIR", "../shared/data"))
     args = ap.parse_args()
     data = str(Path(args.data_dir).resolve())
-    load_at_start = os.getloadavg()[0]
+    machine = environment()
 
     baseline = [trial(data, "sqlite", read_only=True) for _ in range(args.trials)]
     sqlite = [trial(data, "sqlite") for _ in range(args.trials)]
@@ -113,12 +114,7 @@ def main() -> None:
     keys = ("help_s", "nats_s", "import_s", "reimport_s", "export_wide_csv_s", "process_wall_s")
     result = {
         "claim": f"cold import of HELP NB201 + NATS accuracies into SQLite < {TARGET_S} s",
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load_avg_1m_at_start": load_at_start,
-        },
+        "machine": machine,
         "rows": sqlite[0]["rows"],
         "reimport_rows": [t["reimport_rows"] for t in sqlite],
         "baseline_read_only_s": summarize([t["read_only_s"] for t in baseline]),
@@ -132,8 +128,6 @@ def main() -> None:
     result["meets_target"] = bool(result["sqlite"]["import_s"]["max"] < TARGET_S)
     result["rows_per_s"] = result["rows"] / med
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "store_import.json").write_text(json.dumps(result, indent=2) + "\n")
     s, b = result["sqlite"], result["baseline_read_only_s"]
 
     def row(name: str, d: dict[str, float]) -> str:
@@ -143,8 +137,8 @@ def main() -> None:
         "# Store import: HELP NB201 latencies + NATS accuracies",
         "",
         f"{result['rows']:,} rows into a fresh SQLite store, {args.trials} trials, each in a "
-        f"fresh process ({result['machine']['cpus']} CPUs, load "
-        f"{result['machine']['load_avg_1m_at_start']:.1f} at start). Target: import < "
+        f"fresh process ({machine['cores']} CPUs, load "
+        f"{machine['load_before'][0]:.1f} at start). Target: import < "
         f"{TARGET_S:.0f} s. Met: **{'yes' if result['meets_target'] else 'no'}** "
         f"({result['rows_per_s']:,.0f} rows/s at the median).",
         "",
@@ -162,7 +156,7 @@ def main() -> None:
         f"{memory['reimport_s']:.3f} s. SQLite file size: {result['sqlite_db_mb']:.1f} MB.",
         "",
     ]
-    (RESULTS / "store_import.md").write_text("\n".join(lines))
+    write_results(RESULTS / "store_import", result, "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -1,0 +1,47 @@
+"""Scaffolding the benchmark scripts share: what machine ran them and how results are written.
+
+Every script records the same environment (so numbers from different benchmarks can be compared
+on the same footing) and writes its results as ``<stem>.json`` plus a ``<stem>.md`` table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fleetnas.store.hostinfo import host_info
+
+
+def load_average() -> list[float]:
+    """1-, 5- and 15-minute load averages, rounded as ``/proc/loadavg`` shows them."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def environment(**extra: Any) -> dict[str, Any]:
+    """Python, NumPy and torch versions, CPU model, core count, platform and the load average
+    before the run (``load_before``), plus ``extra`` (e.g. thread counts)."""
+    host = host_info()
+    versions = host["versions"]
+    return {
+        "python": host["python"],
+        "numpy": versions.get("numpy", "absent"),
+        "torch": versions.get("torch", "absent"),
+        "cpu": host["cpu_model"],
+        "cores": host["cpu_count"],
+        "platform": host["platform"],
+        **extra,
+        "load_before": load_average(),
+    }
+
+
+def write_results(
+    stem: Path, res: dict[str, Any], markdown: str, default: Callable[[Any], Any] | None = None
+) -> None:
+    """Write ``res`` to ``stem.json`` and ``markdown`` to ``stem.md``, creating the folder;
+    ``default`` converts what JSON cannot encode (as in :func:`json.dumps`)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(res, indent=1, default=default) + "\n")
+    stem.with_suffix(".md").write_text(markdown if markdown.endswith("\n") else markdown + "\n")
