@@ -13,9 +13,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fleetnas.errors import InputError, UnknownNameError, unknown
+from fleetnas.devices import Device
+from fleetnas.errors import InputError, StoreError, UnknownNameError, unknown
 from fleetnas.spaces import SearchSpace
-from fleetnas.store.base import MEASUREMENT_COLUMNS, SUMMARY_COLUMNS, Artifact, MeasurementBatch
+from fleetnas.store.base import (
+    MEASUREMENT_COLUMNS,
+    SUMMARY_COLUMNS,
+    Artifact,
+    MeasurementBatch,
+    RunInfo,
+)
+from fleetnas.store.hostinfo import host_info
 
 #: Byte layout of the stored choice indices (little-endian int32 per decision).
 CHOICE_DTYPE = np.dtype("<i4")
@@ -49,6 +57,51 @@ def check_name(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InputError(f"{what} must be a non-empty string, got {value!r}")
     return value
+
+
+def check_run(
+    local: Any, kind: str, config: dict[str, Any] | None, key: str | None, where: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate the arguments of :meth:`Store.run` and refuse a run nested in an open one of
+    this thread (``local.active``); returns ``(config as JSON, host_info())``."""
+    check_name(kind, "run kind")
+    if key is not None:
+        check_name(key, "run key")
+    cfg = check_json(config or {}, f"config of run {kind!r}")
+    if getattr(local, "active", False):
+        raise StoreError(
+            f"a run is already open in this thread on {where}; runs do not nest, "
+            f"write through the open run's handle"
+        )
+    return cfg, host_info()
+
+
+def run_done(key: str, run_id: int, started: datetime, where: str) -> StoreError:
+    """The error for opening a keyed run that already completed (run ``run_id``)."""
+    return StoreError(
+        f"run {key!r} already completed in {where} (run {run_id}, started "
+        f"{started:%Y-%m-%d %H:%M:%S} UTC); check store.has_run(key) first to skip it"
+    )
+
+
+def run_closed(info: RunInfo) -> StoreError:
+    """The error for writing through a run's handle after its ``with`` block."""
+    return StoreError(f"run {info.id} ({info.kind!r}) is closed; write inside its with block")
+
+
+def check_device(device: Any) -> Device:
+    if not isinstance(device, Device):
+        raise InputError(f"add_device expects a Device, got {type(device).__name__}")
+    return device
+
+
+def unit_mismatch(batch: MeasurementBatch, stored: str) -> InputError:
+    """The error for a batch whose unit differs from the unit its series is stored in."""
+    return InputError(
+        f"{batch.device!r}/{batch.metric!r} ({batch.statistic}) of space {batch.space.name!r} "
+        f"is stored in {stored!r} but this batch is in {batch.unit!r}; convert it to "
+        f"{stored!r} first"
+    )
 
 
 def as_names(names: str | Sequence[str]) -> list[str]:
@@ -254,19 +307,25 @@ def summary_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
     return frame[list(SUMMARY_COLUMNS)].reset_index(drop=True)
 
 
-def artifact_payload(artifact: Artifact) -> bytes:
+def check_artifact(artifact: Artifact) -> tuple[bytes, dict[str, Any], str]:
+    """``(payload, meta as JSON, SHA-256 hex digest)`` of a valid artifact."""
+    check_name(artifact.kind, "artifact kind")
+    check_name(artifact.name, "artifact name")
     if not isinstance(artifact.payload, bytes | bytearray | memoryview):
         raise InputError(
             f"artifact {artifact.kind}/{artifact.name}: payload must be bytes, got "
             f"{type(artifact.payload).__name__}"
         )
-    return bytes(artifact.payload)
+    payload = bytes(artifact.payload)
+    meta = check_json(artifact.meta, f"meta of artifact {artifact.kind}/{artifact.name}")
+    return payload, meta, hashlib.sha256(payload).hexdigest()
 
 
 def plan_entries(plan: str, entries: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Validated entries keyed by their identity: ``key`` when the entry has one (fleet plans
     use ``device@budget``, so one device may hold several entries), else ``device``. The last
     entry of an identity wins."""
+    check_name(plan, "plan name")
     out: dict[str, dict[str, Any]] = {}
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("device"), str):

@@ -8,7 +8,6 @@ notebooks and throwaway experiments; nothing survives the process.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,22 +25,26 @@ from fleetnas.store.base import Artifact, MeasurementBatch, Run, RunInfo, Store
 from fleetnas.store.common import (
     arch_keys,
     arch_records,
-    artifact_payload,
     as_names,
     assemble_frame,
+    check_artifact,
     check_batch,
+    check_device,
     check_json,
     check_name,
+    check_run,
     description_mismatch,
     empty_frame,
     newest_values,
     plan_entries,
+    run_closed,
+    run_done,
     space_description,
     summary_frame,
+    unit_mismatch,
     unknown_artifact,
     utcnow,
 )
-from fleetnas.store.hostinfo import host_info
 
 _URL = "memory://"
 
@@ -107,16 +110,7 @@ class InMemoryStore(Store):
     def run(
         self, kind: str, config: dict[str, Any] | None = None, key: str | None = None
     ) -> Iterator[Run]:
-        check_name(kind, "run kind")
-        if key is not None:
-            check_name(key, "run key")
-        cfg = check_json(config or {}, f"config of run {kind!r}")
-        if getattr(self._local, "active", False):
-            raise StoreError(
-                f"a run is already open in this thread on {_URL}; runs do not nest, "
-                f"write through the open run's handle"
-            )
-        host = host_info()
+        cfg, host = check_run(self._local, kind, config, key, _URL)
         self._local.active = True
         self._writer.acquire()
         handle: _MemRun | None = None
@@ -144,10 +138,7 @@ class InMemoryStore(Store):
         with self._lock:
             done = next((r for r in self._runs if r.key == key), None)
         if done is not None:
-            raise StoreError(
-                f"run {key!r} already completed in {_URL} (run {done.id}, started "
-                f"{done.started:%Y-%m-%d %H:%M:%S} UTC); check store.has_run(key) first to skip it"
-            )
+            raise run_done(key, done.id, done.started, _URL)
 
     def has_run(self, key: str) -> bool:
         with self._lock:
@@ -346,9 +337,7 @@ class _MemRun(Run):
 
     def _check_open(self) -> None:
         if self.closed:
-            raise StoreError(
-                f"run {self.info.id} ({self.info.kind!r}) is closed; write inside its with block"
-            )
+            raise run_closed(self.info)
 
     def revalidate(self) -> None:
         """At commit: what this run assumed must still hold after other runs committed."""
@@ -365,9 +354,7 @@ class _MemRun(Run):
 
     def add_device(self, device: Device) -> None:
         self._check_open()
-        if not isinstance(device, Device):
-            raise InputError(f"add_device expects a Device, got {type(device).__name__}")
-        copy = _copy_device(device)
+        copy = _copy_device(check_device(device))
         self.devices.add(copy.name)
         self.ops.append(lambda: self.store._devices.__setitem__(copy.name, copy))
 
@@ -386,11 +373,7 @@ class _MemRun(Run):
         series = (name, batch.device, batch.metric, batch.statistic)
         unit = self.units.get(series) or s._units.get(series)
         if unit is not None and unit != batch.unit:
-            raise InputError(
-                f"{batch.device!r}/{batch.metric!r} ({batch.statistic}) of space {name!r} is "
-                f"stored in {unit!r} but this batch is in {batch.unit!r}; convert it to "
-                f"{unit!r} first"
-            )
+            raise unit_mismatch(batch, unit)
         self.units[series] = batch.unit
         keys = arch_keys(checked.archs)
         known = s._archs.get(name, {})
@@ -445,11 +428,7 @@ class _MemRun(Run):
 
     def save_artifact(self, artifact: Artifact) -> str:
         self._check_open()
-        check_name(artifact.kind, "artifact kind")
-        check_name(artifact.name, "artifact name")
-        payload = artifact_payload(artifact)
-        meta = check_json(artifact.meta, f"meta of artifact {artifact.kind}/{artifact.name}")
-        digest = hashlib.sha256(payload).hexdigest()
+        payload, meta, digest = check_artifact(artifact)
         art = Artifact(artifact.name, artifact.kind, payload, meta, digest, utcnow())
         s = self.store
         self.ops.append(lambda: s._artifacts.append((s._next("artifact"), art)))
@@ -457,7 +436,6 @@ class _MemRun(Run):
 
     def save_plan_entries(self, plan: str, entries: Sequence[dict[str, Any]]) -> None:
         self._check_open()
-        check_name(plan, "plan name")
         by_device = plan_entries(plan, entries)
         if by_device:
             self.ops.append(lambda: self.store._plans.setdefault(plan, {}).update(by_device))

@@ -27,17 +27,16 @@ from fleetnas.store.common import (
     as_names,
     as_utc,
     assemble_frame,
-    check_json,
-    check_name,
+    check_run,
     description_mismatch,
     empty_frame,
     newest_values,
+    run_done,
     space_description,
     summary_frame,
     unknown_artifact,
     utcnow,
 )
-from fleetnas.store.hostinfo import host_info
 from fleetnas.store.sqlrun import SQLRun
 from fleetnas.store.sqlsupport import (
     BUSY_TIMEOUT_S,
@@ -148,16 +147,7 @@ class SQLStore(Store):
     def run(
         self, kind: str, config: dict[str, Any] | None = None, key: str | None = None
     ) -> Iterator[Run]:
-        check_name(kind, "run kind")
-        if key is not None:
-            check_name(key, "run key")
-        cfg = check_json(config or {}, f"config of run {kind!r}")
-        if getattr(self._local, "active", False):
-            raise StoreError(
-                f"a run is already open in this thread on {self.safe_url}; runs do not nest, "
-                f"write through the open run's handle"
-            )
-        host = host_info()
+        cfg, host = check_run(self._local, kind, config, key, self.safe_url)
         try:
             conn = self._engine.connect()
         except SQLAlchemyError as exc:
@@ -224,11 +214,7 @@ class SQLStore(Store):
     def _refuse_done(self, conn: Connection, key: str) -> None:
         row = conn.execute(select(t.runs.c.id, t.runs.c.started).where(t.runs.c.key == key)).first()
         if row is not None:
-            raise StoreError(
-                f"run {key!r} already completed in {self.safe_url} (run {row.id}, started "
-                f"{as_utc(row.started):%Y-%m-%d %H:%M:%S} UTC); check store.has_run(key) first "
-                f"to skip it"
-            )
+            raise run_done(key, row.id, as_utc(row.started), self.safe_url)
 
     def _adopt(self, handle: SQLRun) -> None:
         """After a commit, remember the ids the run created or looked up."""

@@ -3,7 +3,6 @@ whole run is one transaction."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -15,21 +14,24 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from fleetnas.devices import Device
-from fleetnas.errors import InputError, StoreError
+from fleetnas.errors import StoreError
 from fleetnas.spaces import SearchSpace
 from fleetnas.store import schema as t
 from fleetnas.store.base import Artifact, MeasurementBatch, Run, RunInfo
 from fleetnas.store.common import (
     arch_keys,
     arch_records,
-    artifact_payload,
+    check_artifact,
     check_batch,
+    check_device,
     check_json,
     check_name,
     description_mismatch,
     opt_str,
     plan_entries,
+    run_closed,
     space_description,
+    unit_mismatch,
     utcnow,
 )
 from fleetnas.store.sqlsupport import bulk_insert, insert_ignore, reason
@@ -50,9 +52,7 @@ def _db_errors(method: F) -> F:
     @wraps(method)  # type: ignore[arg-type]
     def wrapper(self: SQLRun, *args: Any, **kwargs: Any) -> Any:
         if self.closed:
-            raise StoreError(
-                f"run {self.info.id} ({self.info.kind!r}) is closed; write inside its with block"
-            )
+            raise run_closed(self.info)
         try:
             return method(self, *args, **kwargs)  # type: ignore[operator]
         except SQLAlchemyError as exc:
@@ -79,9 +79,7 @@ class SQLRun(Run):
     # ---- devices --------------------------------------------------------------------------
     @_db_errors
     def add_device(self, device: Device) -> None:
-        if not isinstance(device, Device):
-            raise InputError(f"add_device expects a Device, got {type(device).__name__}")
-        self._upsert_device(device)
+        self._upsert_device(check_device(device))
 
     def _upsert_device(self, device: Device, overwrite: bool = True) -> int:
         """Insert or update ``device``; with ``overwrite=False`` an existing record (perhaps
@@ -176,11 +174,7 @@ class SQLRun(Run):
             .limit(1)
         ).scalar()
         if unit is not None and unit != batch.unit:
-            raise InputError(
-                f"{batch.device!r}/{batch.metric!r} ({batch.statistic}) of space "
-                f"{batch.space.name!r} is stored in {unit!r} but this batch is in "
-                f"{batch.unit!r}; convert it to {unit!r} first"
-            )
+            raise unit_mismatch(batch, unit)
 
     def _space_id(self, space: SearchSpace) -> int:
         name = check_name(space.name, "space name")
@@ -256,11 +250,7 @@ class SQLRun(Run):
     # ---- artifacts and plans --------------------------------------------------------------
     @_db_errors
     def save_artifact(self, artifact: Artifact) -> str:
-        check_name(artifact.kind, "artifact kind")
-        check_name(artifact.name, "artifact name")
-        payload = artifact_payload(artifact)
-        meta = check_json(artifact.meta, f"meta of artifact {artifact.kind}/{artifact.name}")
-        digest = hashlib.sha256(payload).hexdigest()
+        payload, meta, digest = check_artifact(artifact)
         self.conn.execute(
             insert(t.artifacts).values(
                 kind=artifact.kind,
@@ -277,7 +267,6 @@ class SQLRun(Run):
 
     @_db_errors
     def save_plan_entries(self, plan: str, entries: Sequence[dict[str, Any]]) -> None:
-        check_name(plan, "plan name")
         by_device = plan_entries(plan, entries)
         if not by_device:
             return
