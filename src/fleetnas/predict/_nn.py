@@ -12,6 +12,7 @@ import itertools
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -19,10 +20,20 @@ from torch import nn
 
 
 class EnsembleMLP(nn.Module):
-    """``M`` ReLU MLPs in one module: ``n x F`` (or ``M x n x F``) -> ``M x n x out``."""
+    """``M`` ReLU MLPs in one module: ``n x F`` (or ``M x n x F``) -> ``M x n x out``.
+
+    He initialization; the last layer's gain is ``out_scale`` (a small value starts every
+    member near a constant output).
+    """
 
     def __init__(
-        self, n_in: int, hidden: Sequence[int], n_out: int, n_members: int, seed: int = 0
+        self,
+        n_in: int,
+        hidden: Sequence[int],
+        n_out: int,
+        n_members: int,
+        seed: int = 0,
+        out_scale: float = 1.0,
     ) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(int(seed))
@@ -31,7 +42,7 @@ class EnsembleMLP(nn.Module):
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         for i, (a, b) in enumerate(itertools.pairwise(dims)):
-            gain = math.sqrt(2.0) if i < len(dims) - 2 else 1.0
+            gain = math.sqrt(2.0) if i < len(dims) - 2 else float(out_scale)
             w = torch.randn(self.n_members, a, b, generator=g) * (gain / math.sqrt(a))
             self.weights.append(nn.Parameter(w))
             self.biases.append(nn.Parameter(torch.zeros(self.n_members, 1, b)))
@@ -59,6 +70,37 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+class NetworkParams(Protocol):
+    """The network parameters an MLP-based estimator keeps (set in its ``__init__``)."""
+
+    hidden: list[int]
+    n_members: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    seed: int
+
+
+def fit_ensemble(
+    params: NetworkParams, x: np.ndarray, y: np.ndarray
+) -> tuple[EnsembleMLP, list[float]]:
+    """A new :class:`EnsembleMLP` (``n x F`` -> ``k`` outputs for ``n x k`` targets ``y``)
+    built and trained with an estimator's ``params``; returns it and the loss per epoch."""
+    net = EnsembleMLP(x.shape[1], params.hidden, y.shape[1], params.n_members, seed=params.seed)
+    history = train_ensemble(
+        net,
+        x,
+        y,
+        epochs=params.epochs,
+        batch_size=params.batch_size,
+        lr=params.lr,
+        weight_decay=params.weight_decay,
+        seed=params.seed,
+    )
+    return net, history
 
 
 def train_ensemble(

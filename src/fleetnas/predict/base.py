@@ -317,6 +317,35 @@ class EnsembleMixin:
         return self.predict_dist(X)[0]
 
 
+#: What :class:`TargetEnsemble` members learn: the values as given, or their logarithm.
+TARGETS = ("identity", "log")
+
+
+class TargetEnsemble(EnsembleMixin):
+    """Members trained on the target (``"identity"``, e.g. accuracy) or on its logarithm
+    (``"log"``: latency and energy are positive and heavy-tailed), reported as the members'
+    mean and spread in the original units (the geometric mean for ``"log"``)."""
+
+    target: str
+
+    @staticmethod
+    def _check_ensemble(target: str, n_members: int) -> None:
+        if target not in TARGETS:
+            raise InputError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+        if int(n_members) < 1:
+            raise InputError(f"n_members must be >= 1, got {n_members}")
+
+    @abstractmethod
+    def _members(self, X: np.ndarray) -> np.ndarray:
+        """``M x n`` member predictions in the training space (log for ``target="log"``)."""
+
+    def predict_dist(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        z = self._members(X)
+        if self.target == "log":
+            return np.exp(z.mean(axis=0)), np.exp(z).std(axis=0)
+        return z.mean(axis=0), z.std(axis=0)
+
+
 class DevicePredictor(Persistable):
     """A device-aware performance network ``f(x; d)`` (paper Sec. 5.2): latency or energy of
     design ``x`` on the device with feature vector ``d``, trained across many devices at once.

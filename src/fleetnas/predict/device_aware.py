@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from fleetnas.errors import InputError, NotFittedError
-from fleetnas.predict._nn import EnsembleMLP, ensemble_from_state, ensemble_state, train_ensemble
+from fleetnas.predict._nn import ensemble_from_state, ensemble_state, fit_ensemble
 from fleetnas.predict.base import DevicePredictor, fingerprint, to_numpy
 from fleetnas.spaces import SearchSpace
 
@@ -166,18 +166,7 @@ class DeviceAwarePredictor(DevicePredictor):
             self._n_extra = 1
         enc = self.space.encode(a)
         self._enc_mean = enc.mean(axis=0).astype(np.float32)
-        net = EnsembleMLP(enc.shape[1], self.hidden, z.shape[1], self.n_members, seed=self.seed)
-        history = train_ensemble(
-            net,
-            enc,
-            z,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            seed=self.seed,
-        )
-        self._net = net
+        self._net, history = fit_ensemble(self, enc, z)
         self._probe_archs = (
             self.space.check(self.probes) if self.probes is not None else a[: min(10, len(a))]
         )

@@ -13,8 +13,7 @@ from typing import Any, Self
 import numpy as np
 
 from fleetnas.errors import InputError
-from fleetnas.predict.base import EnsembleMixin, Predictor, fingerprint, to_numpy
-from fleetnas.predict.mlp import TARGETS
+from fleetnas.predict.base import Predictor, TargetEnsemble, fingerprint, to_numpy
 from fleetnas.spaces import SearchSpace
 
 
@@ -102,7 +101,7 @@ class _Forest:
         )
 
 
-class GBTEnsemble(EnsembleMixin, Predictor):
+class GBTEnsemble(TargetEnsemble, Predictor):
     """Stochastic gradient-boosted trees, ``n_members`` boosters with different seeds.
 
     ``target``: ``"identity"`` or ``"log"`` (positive metrics such as latency and energy).
@@ -124,10 +123,7 @@ class GBTEnsemble(EnsembleMixin, Predictor):
         seed: int = 0,
     ) -> None:
         super().__init__(space)
-        if target not in TARGETS:
-            raise InputError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
-        if int(n_members) < 1:
-            raise InputError(f"n_members must be >= 1, got {n_members}")
+        self._check_ensemble(target, n_members)
         if not 0.0 < float(subsample) <= 1.0:
             raise InputError(f"subsample must be in (0, 1], got {subsample}")
         self.target = target
@@ -169,12 +165,6 @@ class GBTEnsemble(EnsembleMixin, Predictor):
         return np.stack(
             [i + f.predict_sum(enc) for i, f in zip(self._init, self._forests, strict=True)]
         )
-
-    def predict_dist(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        z = self._members(X)
-        if self.target == "log":
-            return np.exp(z.mean(axis=0)), np.exp(z).std(axis=0)
-        return z.mean(axis=0), z.std(axis=0)
 
     def _get_state(self) -> dict[str, Any]:
         return {"init": self._init, "forests": [f.state() for f in self._forests]}

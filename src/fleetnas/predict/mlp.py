@@ -14,12 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from fleetnas.errors import InputError
-from fleetnas.predict._nn import EnsembleMLP, ensemble_from_state, ensemble_state, train_ensemble
-from fleetnas.predict.base import EnsembleMixin, Predictor, fingerprint
+from fleetnas.predict._nn import EnsembleMLP, ensemble_from_state, ensemble_state, fit_ensemble
+from fleetnas.predict.base import TARGETS, Predictor, TargetEnsemble, fingerprint
 from fleetnas.spaces import SearchSpace
-
-TARGETS = ("identity", "log")
 
 
 class _EnsembleMean(nn.Module):
@@ -38,7 +35,7 @@ class _EnsembleMean(nn.Module):
         return torch.exp(out) if self.log else out
 
 
-class MLPEnsemble(EnsembleMixin, Predictor):
+class MLPEnsemble(TargetEnsemble, Predictor):
     """Deep ensemble of ReLU MLPs on the one-hot encoding.
 
     ``target``: ``"identity"`` (accuracy) or ``"log"`` (latency, energy: values must be > 0).
@@ -59,10 +56,7 @@ class MLPEnsemble(EnsembleMixin, Predictor):
         seed: int = 0,
     ) -> None:
         super().__init__(space)
-        if target not in TARGETS:
-            raise InputError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
-        if int(n_members) < 1:
-            raise InputError(f"n_members must be >= 1, got {n_members}")
+        self._check_ensemble(target, n_members)
         self.target = target
         self.hidden = [int(h) for h in hidden]
         self.n_members = int(n_members)
@@ -82,18 +76,7 @@ class MLPEnsemble(EnsembleMixin, Predictor):
         z = np.log(t) if self.target == "log" else t
         mean, std = float(z.mean()), float(z.std())
         std = std if std > 1e-12 else 1.0
-        enc = self.space.encode(a)
-        net = EnsembleMLP(enc.shape[1], self.hidden, 1, self.n_members, seed=self.seed)
-        history = train_ensemble(
-            net,
-            enc,
-            ((z - mean) / std)[:, None],
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            seed=self.seed,
-        )
+        net, history = fit_ensemble(self, self.space.encode(a), ((z - mean) / std)[:, None])
         self._net, self._mean, self._std = net, mean, std
         self._mark_fitted(
             data_fingerprint=fingerprint(a, t), n_train=len(a), final_loss=history[-1]
@@ -101,18 +84,11 @@ class MLPEnsemble(EnsembleMixin, Predictor):
         return self
 
     def _members(self, X: np.ndarray) -> np.ndarray:
-        """``M x n`` member predictions in the training space (log for ``target="log"``)."""
         self._require_fitted()
         enc = torch.as_tensor(self.space.encode(self._check_X(X)))
         with torch.no_grad():
             z = self._net(enc)[..., 0].numpy().astype(float)
         return self._mean + self._std * z
-
-    def predict_dist(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        z = self._members(X)
-        if self.target == "log":
-            return np.exp(z.mean(axis=0)), np.exp(z).std(axis=0)
-        return z.mean(axis=0), z.std(axis=0)
 
     def torch_module(self) -> nn.Module:
         self._require_fitted()
