@@ -20,8 +20,9 @@ import torch
 
 from fleetnas.errors import InputError
 from fleetnas.l2o.features import DeviceSet, lambda_array
-from fleetnas.l2o.network import OptimizerNet, torch_threads
+from fleetnas.l2o.network import OptimizerNet, check_training, torch_threads
 from fleetnas.l2o.objective import DeviceScales, PredictedObjective
+from fleetnas.predict._nn import cosine_schedule, optimizer_step
 from fleetnas.search import (
     EvolutionConfig,
     ExhaustiveSolver,
@@ -130,11 +131,7 @@ class Method1Config:
     def check(self) -> None:
         if self.loss not in LOSSES:
             raise InputError(f"Method 1 loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0 or self.mu < 0:
-            raise InputError(
-                "Method 1 needs epochs >= 0, batch_size >= 1, lr > 0 and mu >= 0, got "
-                f"{self.epochs}, {self.batch_size}, {self.lr}, {self.mu}"
-            )
+        check_training("Method 1", "epochs", self.epochs, self.batch_size, self.lr, self.mu)
 
 
 def _targets(net: OptimizerNet, labels: np.ndarray) -> np.ndarray:
@@ -204,9 +201,7 @@ def _fit(net: OptimizerNet, x: torch.Tensor, y: torch.Tensor, cfg: Method1Config
     mod = net.module
     mod.train()
     opt = torch.optim.Adam(mod.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
-    )
+    sched = cosine_schedule(opt, total)
     hist: list[float] = []
     m = net.n_members
     with torch_threads(cfg.threads):
@@ -220,10 +215,7 @@ def _fit(net: OptimizerNet, x: torch.Tensor, y: torch.Tensor, cfg: Method1Config
                 mse, ce = _loss_terms(net, logits, onehot)
                 data = mse.mean() if cfg.loss == "mse" else ce.mean()
                 loss = data * m + cfg.mu * mod.l2()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
+                optimizer_step(loss, opt, sched)
                 run += float(data.detach())
             hist.append(run / steps)
     mod.eval()

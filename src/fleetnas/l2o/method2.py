@@ -19,7 +19,6 @@ Which works best is measured in ``benchmarks/approach2.py``.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -29,8 +28,9 @@ import torch
 
 from fleetnas.errors import InputError
 from fleetnas.l2o.features import DeviceSet, lambda_array
-from fleetnas.l2o.network import OptimizerNet, torch_threads
+from fleetnas.l2o.network import OptimizerNet, check_training, torch_threads
 from fleetnas.l2o.objective import DeviceScales, PredictedObjective
+from fleetnas.predict._nn import cosine_schedule, optimizer_step
 from fleetnas.search.objectives import Normalization, Scale, weighted_objective_torch
 
 RELAXATIONS = ("softmax", "gumbel", "st", "reinforce")
@@ -64,11 +64,7 @@ class Method2Config:
             raise InputError(
                 f"relaxation must be one of {', '.join(RELAXATIONS)}, got {self.relaxation!r}"
             )
-        if self.steps < 0 or self.batch_size < 1 or not self.lr > 0 or self.mu < 0:
-            raise InputError(
-                "Method 2 needs steps >= 0, batch_size >= 1, lr > 0 and mu >= 0, got "
-                f"{self.steps}, {self.batch_size}, {self.lr}, {self.mu}"
-            )
+        check_training("Method 2", "steps", self.steps, self.batch_size, self.lr, self.mu)
         if not (0 < self.tau_end <= self.tau_start):
             raise InputError(
                 f"temperatures need 0 < tau_end <= tau_start, got {self.tau_start}, {self.tau_end}"
@@ -165,10 +161,7 @@ def train_method2(
     mod = net.module
     mod.train()
     opt = torch.optim.Adam(mod.parameters(), lr=cfg.lr)
-    total = max(1, cfg.steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
-    )
+    sched = cosine_schedule(opt, max(1, cfg.steps))
     hist: list[float] = []
     run, k = 0.0, 0
     t0 = time.perf_counter()
@@ -210,10 +203,7 @@ def train_method2(
                 loss = (adv * logp).mean() * m - beta * ent.mean() * m + cfg.mu * mod.l2()
             else:
                 loss = data * m + cfg.mu * mod.l2()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            optimizer_step(loss, opt, sched)
             run += float(data.detach())
             k += 1
             if k == 100 or step == cfg.steps - 1:

@@ -10,7 +10,6 @@ the weights cached after training, so a query is a plain batched MLP forward.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,10 +21,11 @@ from torch import nn
 
 from fleetnas.errors import InputError
 from fleetnas.l2o.features import DeviceSet, FeatureSpec
+from fleetnas.predict._nn import EnsembleMLP, ensemble_state, torch_threads
 from fleetnas.spaces import SearchSpace
 
 
-class Members(nn.Module):
+class Members(EnsembleMLP):
     """``M`` ReLU MLPs evaluated together: ``n x in`` (or ``M x n x in``) -> ``M x n x out``.
 
     The last layer starts small (``out_scale``), so every member starts near the uniform
@@ -41,27 +41,7 @@ class Members(nn.Module):
         seed: int = 0,
         out_scale: float = 0.01,
     ) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(int(seed))
-        dims = [int(n_in), *(int(h) for h in hidden), int(n_out)]
-        self.n_members = int(n_members)
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        for i, (a, b) in enumerate(itertools.pairwise(dims)):
-            last = i == len(dims) - 2
-            gain = out_scale if last else math.sqrt(2.0)
-            w = torch.randn(self.n_members, a, b, generator=g) * (gain / math.sqrt(a))
-            self.weights.append(nn.Parameter(w))
-            self.biases.append(nn.Parameter(torch.zeros(self.n_members, 1, b)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x.unsqueeze(0).expand(self.n_members, -1, -1) if x.ndim == 2 else x
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            h = torch.baddbmm(b, h, w)
-            if i < last:
-                h = torch.relu(h)
-        return h
+        super().__init__(n_in, hidden, n_out, n_members, seed, out_scale)
 
     def l2(self) -> torch.Tensor:
         """Sum of squared weights (the ``μ ||Θ||`` regularizer of eqs. 9-10, biases excluded)."""
@@ -161,10 +141,7 @@ class OptimizerNet:
         return {"hidden": self.hidden, "n_members": self.n_members, "seed": self.seed}
 
     def state(self) -> dict[str, Any]:
-        return {
-            "weights": [w.detach().clone() for w in self.module.weights],
-            "biases": [b.detach().clone() for b in self.module.biases],
-        }
+        return ensemble_state(self.module)
 
     def load_state(self, state: dict[str, Any]) -> OptimizerNet:
         with torch.no_grad():
@@ -192,16 +169,14 @@ class OptimizerNet:
         return twin
 
 
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run a block with ``n`` torch intra-op threads (small-batch training is faster on one
-    thread of a shared 2-core machine), then restore the setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def check_training(method: str, length: str, n: int, batch_size: int, lr: float, mu: float) -> None:
+    """Refuse a training setting no run can use: ``n`` (``length``: epochs or steps) < 0,
+    ``batch_size`` < 1, ``lr`` <= 0 or a negative weight penalty ``mu``."""
+    if n < 0 or batch_size < 1 or not lr > 0 or mu < 0:
+        raise InputError(
+            f"{method} needs {length} >= 0, batch_size >= 1, lr > 0 and mu >= 0, got "
+            f"{n}, {batch_size}, {lr}, {mu}"
+        )
 
 
 #: Below this many rows, BLAS and torch run on one thread: small products on a shared 2-core
@@ -230,6 +205,7 @@ __all__ = [
     "Members",
     "OptimizerNet",
     "SegmentSoftmax",
+    "check_training",
     "compute_threads",
     "torch_threads",
 ]

@@ -103,6 +103,23 @@ def fit_ensemble(
     return net, history
 
 
+def cosine_schedule(opt: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Learning rate decayed from ``lr`` to 0 along a half cosine over ``total`` steps."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total))
+    )
+
+
+def optimizer_step(
+    loss: torch.Tensor, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler
+) -> None:
+    """One gradient step on ``loss`` and one step of the schedule."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+
+
 def train_ensemble(
     net: EnsembleMLP,
     x: np.ndarray,
@@ -135,9 +152,7 @@ def train_ensemble(
     steps_per_epoch = math.ceil(n / bs)
     total = max(1, int(epochs) * steps_per_epoch)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total))
-    )
+    sched = cosine_schedule(opt, total)
     history: list[float] = []
     net.train()
     with torch_threads(1):
@@ -169,10 +184,7 @@ def _run_epochs(
             pred = net(xt[idx])
             w = sample_w[:, idx, None] * observed[idx][None].float()
             loss = (w * (pred - yt[idx][None]) ** 2).sum() / w.sum().clamp_min(1e-12)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            optimizer_step(loss, opt, sched)
             running += float(loss.detach())
         history.append(running / steps_per_epoch)
 
