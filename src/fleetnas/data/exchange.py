@@ -41,22 +41,11 @@ from fleetnas.devices import Device
 from fleetnas.devices.catalog import get_catalog_device
 from fleetnas.errors import FleetnasError, InputError, UnknownNameError
 from fleetnas.spaces import SearchSpace, get_space
-from fleetnas.store.base import MeasurementBatch, Store
+from fleetnas.store.base import MEASUREMENT_COLUMNS, MeasurementBatch, Store
 
-#: Columns of the long shape, in the order :func:`export_table` writes them.
-LONG_COLUMNS = (
-    "space",
-    "architecture",
-    "device",
-    "metric",
-    "statistic",
-    "value",
-    "unit",
-    "n",
-    "method",
-    "is_estimate",
-    "timestamp",
-)
+#: Columns of the long shape, in the order :func:`export_table` writes them: the store's
+#: measurement columns without the store-internal ``run``.
+LONG_COLUMNS = tuple(c for c in MEASUREMENT_COLUMNS if c != "run")
 REQUIRED = ("architecture", "device", "metric", "value", "unit")
 KEY = ("space", "architecture", "device", "metric", "statistic")
 RUN_KIND = "import-exchange"

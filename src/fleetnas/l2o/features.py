@@ -26,19 +26,13 @@ from typing import Any
 import numpy as np
 
 from fleetnas.devices import Device
+from fleetnas.devices.catalog import NUMERIC_KEYS, numeric_feature_matrix
 from fleetnas.errors import InputError
 
-#: Numeric spec features shared by catalog and simulated devices (``release_year`` is left out:
-#: simulated devices have none).
-SPEC_KEYS: tuple[str, ...] = (
-    "cores",
-    "clock_ghz",
-    "memory_gb",
-    "mem_bandwidth_gbs",
-    "peak_gflops",
-    "tdp_w",
-    "batch_size",
-)
+#: Numeric spec features shared by catalog and simulated devices: the catalog's
+#: :data:`~fleetnas.devices.catalog.NUMERIC_KEYS` without ``release_year`` (simulated devices
+#: have none).
+SPEC_KEYS: tuple[str, ...] = tuple(k for k in NUMERIC_KEYS if k != "release_year")
 #: Hardware kinds one-hot encoded after the numeric spec features.
 KINDS: tuple[str, ...] = ("gpu", "cpu", "mobile", "npu", "asic", "fpga", "mcu", "other")
 FEATURE_MODES = ("probes", "spec", "both")
@@ -50,8 +44,6 @@ def spec_features(devices: Sequence[Device]) -> np.ndarray:
     A missing numeric feature is imputed by the median of the same family among ``devices``,
     else of all of them (as :func:`fleetnas.devices.catalog.numeric_feature_matrix` does).
     """
-    from fleetnas.devices.catalog import numeric_feature_matrix
-
     if not devices:
         return np.zeros((0, len(SPEC_KEYS) + len(KINDS)))
     num = numeric_feature_matrix(devices, SPEC_KEYS, impute="family_median")
