@@ -144,10 +144,7 @@ class BudgetIndex:
             raise InputError(f"accuracy and latency differ in length: {a.shape[0]}, {lat.shape[0]}")
         cand = np.flatnonzero(np.isfinite(a) & np.isfinite(lat))
         order = cand[np.lexsort((cand, -a[cand], lat[cand]))]
-        acc_sorted = a[order]
-        new_best = np.ones(len(order), dtype=bool)
-        if len(order) > 1:
-            new_best[1:] = acc_sorted[1:] > np.maximum.accumulate(acc_sorted)[:-1]
+        new_best = _front2(np.c_[lat[order], -a[order]])
         pos = np.maximum.accumulate(np.where(new_best, np.arange(len(order)), 0))
         self._lat = lat[order]
         self._best = order[pos] if len(order) else np.zeros(0, dtype=np.int64)
