@@ -28,7 +28,14 @@ import numpy as np
 from fleetnas.errors import InputError
 from fleetnas.proxy.problem import ProxyProblem
 from fleetnas.proxy.session import TargetSession
-from fleetnas.proxy.verify import Selection, TraceStep, check_budgets, choose_design
+from fleetnas.proxy.verify import (
+    Selection,
+    TraceStep,
+    check_budgets,
+    choose_design,
+    cost_mark,
+    spent_since,
+)
 
 
 class TCache:
@@ -93,7 +100,7 @@ def algorithm1(
     if int(max_iterate) < 1:
         raise InputError(f"Max_Iterate must be >= 1, got {max_iterate!r}")
     cache = TCache() if cache is None else cache
-    start = (session.cost.measurements, session.cost.reused, session.cost.device_seconds)
+    start = cost_mark(session)
     t_min, t_max = 0.0, 1.0
     t = 0.5
     tried: dict[int, float] = {}
@@ -149,9 +156,7 @@ def algorithm1(
         accuracy=float(problem.accuracy[c]),
         index=c,
         trace=trace,
-        measurements=session.cost.measurements - start[0],
-        reused=session.cost.reused - start[1],
-        device_seconds=session.cost.device_seconds - start[2],
+        **spent_since(session, start),
     )
     return Algorithm1Result(sel, paper_index=paper_x, t=paper_t, iterations=paper_it, trace=trace)
 

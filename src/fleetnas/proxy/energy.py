@@ -26,7 +26,14 @@ import numpy as np
 from fleetnas.errors import InputError
 from fleetnas.proxy.problem import ProxyProblem
 from fleetnas.proxy.session import TargetSession
-from fleetnas.proxy.verify import Selection, TraceStep, check_budgets, choose_design
+from fleetnas.proxy.verify import (
+    Selection,
+    TraceStep,
+    check_budgets,
+    choose_design,
+    cost_mark,
+    spent_since,
+)
 
 
 def algorithm1_energy(
@@ -50,7 +57,7 @@ def algorithm1_energy(
         raise InputError(
             f"need 0 < δ < 1 (relative) and Max_Iterate >= 1, got {delta}, {max_iterate}"
         )
-    start = (session.cost.measurements, session.cost.reused, session.cost.device_seconds)
+    start = cost_mark(session)
     cache: dict[tuple[float, float], int] = {}
     tried: dict[int, tuple[float, float]] = {}
     trace: list[TraceStep] = []
@@ -129,9 +136,7 @@ def algorithm1_energy(
         accuracy=float(problem.accuracy[c]),
         index=c,
         trace=trace,
-        measurements=session.cost.measurements - start[0],
-        reused=session.cost.reused - start[1],
-        device_seconds=session.cost.device_seconds - start[2],
+        **spent_since(session, start),
     )
 
 

@@ -29,7 +29,9 @@ from fleetnas.proxy.verify import (
     TraceStep,
     check_budgets,
     choose_design,
+    cost_mark,
     feasible_mask,
+    spent_since,
 )
 from fleetnas.spaces import SearchSpace
 
@@ -71,7 +73,7 @@ def guided_search(
     span = float(np.nanmax(acc) - np.nanmin(acc)) if len(acc) else 1.0
     floor = float(np.nanmin(acc)) - max(span, 1e-9)
     acc_memo: dict[bytes, float] = {}
-    start = (session.cost.measurements, session.cost.reused, session.cost.device_seconds)
+    start = cost_mark(session)
     trace: list[TraceStep] = []
     spent = 0
     reason = "nothing left"
@@ -140,13 +142,7 @@ def guided_search(
     k, status = choose_design(
         acc_m, vals_m[:, 0], vals_m[:, 1] if use_e else None, latency_budget, energy_budget
     )
-    cost = session.cost
-    common = {
-        "trace": trace,
-        "measurements": cost.measurements - start[0],
-        "reused": cost.reused - start[1],
-        "device_seconds": cost.device_seconds - start[2],
-    }
+    common = {"trace": trace, **spent_since(session, start)}
     if k < 0:
         return Selection(None, "infeasible", np.nan, None, np.nan, **common), reason
     hit = np.flatnonzero((cand == archs_m[k]).all(axis=1))

@@ -42,7 +42,14 @@ from fleetnas.proxy.guided import guided_search
 from fleetnas.proxy.pool import BlendConfig, ProxyPool, ProxyScore
 from fleetnas.proxy.problem import ProxyProblem
 from fleetnas.proxy.session import MeasurerSession, TargetSession
-from fleetnas.proxy.verify import Selection, TraceStep, check_budgets, choose_design
+from fleetnas.proxy.verify import (
+    Selection,
+    TraceStep,
+    check_budgets,
+    choose_design,
+    cost_mark,
+    spent_since,
+)
 from fleetnas.search import MetricFn, pareto_front
 from fleetnas.spaces import SearchSpace
 from fleetnas.spaces.base import MAX_ENUMERABLE
@@ -303,7 +310,7 @@ def optimize_device(
         session = target
         if energy_budget is not None and "energy" not in session.metrics:
             raise InputError("an energy budget needs a target session that measures energy")
-    start = (session.cost.measurements, session.cost.reused, session.cost.device_seconds)
+    start = cost_mark(session)
     use_e = energy_budget is not None
     pool = workspace.pool.without(session.device)
     if use_e:
@@ -363,7 +370,7 @@ def optimize_device(
         return cfg.fallback and mono.failed
 
     reason = ""
-    spent = session.cost.measurements - start[0]
+    spent = spent_since(session, start)["measurements"]
     if cfg.method == "guided":
         min_gain = cfg.min_gain
         if min_gain is None:
@@ -465,7 +472,7 @@ def optimize_device(
         chosen = name
     final = _final(workspace, session, latency_budget, energy_budget)
     session.commit()
-    cost = session.cost
+    used = spent_since(session, start)
     return Approach1Result(
         device=session.device,
         space=space.name,
@@ -479,11 +486,11 @@ def optimize_device(
         energy=final.energy,
         latency_budget=float(latency_budget),
         energy_budget=None if energy_budget is None else float(energy_budget),
-        measurements=cost.measurements - start[0],
+        measurements=used["measurements"],
         probes=n_probe,
         fallback_measurements=n_fb,
-        reused=cost.reused - start[1],
-        device_seconds=cost.device_seconds - start[2],
+        reused=used["reused"],
+        device_seconds=used["device_seconds"],
         fell_back=fell_back,
         registered=registered,
         stop_reason=reason,

@@ -82,6 +82,24 @@ class Selection:
         return self.status == "ok"
 
 
+def cost_mark(session: TargetSession) -> tuple[int, int, float]:
+    """The session's running cost now, so a search can report what it spent
+    (:func:`spent_since`)."""
+    c = session.cost
+    return c.measurements, c.reused, c.device_seconds
+
+
+def spent_since(session: TargetSession, mark: tuple[int, int, float]) -> dict[str, Any]:
+    """``measurements``, ``reused`` and ``device_seconds`` charged to ``session`` since
+    :func:`cost_mark` gave ``mark`` (the cost fields of :class:`Selection`)."""
+    c = session.cost
+    return {
+        "measurements": c.measurements - mark[0],
+        "reused": c.reused - mark[1],
+        "device_seconds": c.device_seconds - mark[2],
+    }
+
+
 def check_budgets(latency_budget: float, energy_budget: float | None = None) -> None:
     """:class:`InputError` unless the budgets are positive finite numbers."""
     for name, b in (("latency", latency_budget), ("energy", energy_budget)):
@@ -155,18 +173,18 @@ def verify_candidates(
 ) -> Selection:
     """Measure few of ``candidates`` to find the most accurate one meeting the budgets.
 
-        ``candidates``: ``n x D`` designs ordered by predicted latency ascending (a Pareto front is
-        also ordered by accuracy). ``accuracy``: ``n`` predicted accuracies (default: the list order
-        is the order of merit). ``proxy_latency``/``proxy_energy``: ``n`` predicted values on any
-        monotone scale (proxy device, calibrated prediction); latency defaults to the list order,
-        energy inference is off without it. ``session`` measures on the target and caches, so
-        designs it already knows cost nothing. ``max_measurements`` caps the designs charged here;
-        ``start`` is the first candidate to measure (e.g. the one a calibrated prediction puts just
-        under the budget; default: the middle); from there the search gallops (steps 1, 2, 4, ...)
-        away from it until the boundary is bracketed, then bisects. ``label`` names the proxy
-        value in the trace (e.g. ``"L'"``; default: the candidate's position ``#i``). Returns a
-        :class:`Selection` over the candidates (status ``ok`` only for a design measured within
-        the budgets).
+    ``candidates``: ``n x D`` designs ordered by predicted latency ascending (a Pareto front is
+    also ordered by accuracy). ``accuracy``: ``n`` predicted accuracies (default: the list order
+    is the order of merit). ``proxy_latency``/``proxy_energy``: ``n`` predicted values on any
+    monotone scale (proxy device, calibrated prediction); latency defaults to the list order,
+    energy inference is off without it. ``session`` measures on the target and caches, so
+    designs it already knows cost nothing. ``max_measurements`` caps the designs charged here;
+    ``start`` is the first candidate to measure (e.g. the one a calibrated prediction puts just
+    under the budget; default: the middle); from there the search gallops (steps 1, 2, 4, ...)
+    away from it until the boundary is bracketed, then bisects. ``label`` names the proxy
+    value in the trace (e.g. ``"L'"``; default: the candidate's position ``#i``). Returns a
+    :class:`Selection` over the candidates (status ``ok`` only for a design measured within
+    the budgets).
     """
     check_budgets(latency_budget, energy_budget)
     if energy_budget is not None and "energy" not in session.metrics:
@@ -189,7 +207,7 @@ def verify_candidates(
     lat[measured] = vals[measured, 0]
     if vals.shape[1] > 1:
         en[measured] = vals[measured, 1]
-    start_cost = (session.cost.measurements, session.cost.reused, session.cost.device_seconds)
+    start_cost = cost_mark(session)
     trace: list[TraceStep] = []
     spent = 0
     first = start
@@ -274,7 +292,6 @@ def verify_candidates(
         energy_budget,
     )
     pos = np.flatnonzero(measured)
-    cost = session.cost
     if i < 0:
         return Selection(None, "infeasible", np.nan, None, np.nan, trace=trace)
     k = int(pos[i])
@@ -286,9 +303,7 @@ def verify_candidates(
         accuracy=float(acc[k]),
         index=k,
         trace=trace,
-        measurements=cost.measurements - start_cost[0],
-        reused=cost.reused - start_cost[1],
-        device_seconds=cost.device_seconds - start_cost[2],
+        **spent_since(session, start_cost),
     )
 
 
