@@ -101,6 +101,11 @@ def _charged(measurers: Sequence[Measurer]) -> int:
     return int(sum(m.total_cost.measurements for m in measurers))
 
 
+def _keys(archs: np.ndarray) -> set[bytes]:
+    """The designs of an ``n x D`` array as hashable keys (the ``seen`` sets)."""
+    return {a.tobytes() for a in archs}
+
+
 def _unseen(space: SearchSpace, seen: set[bytes], archs: np.ndarray) -> np.ndarray:
     keep, local = [], set()
     for a in archs:
@@ -116,6 +121,17 @@ def _pool(space: SearchSpace, seen: set[bytes], size: int, rng: np.random.Genera
         allx = space.canonicalize(space.enumerate())
         return _unseen(space, seen, allx[rng.permutation(len(allx))])
     return _unseen(space, seen, space.sample(size, rng))
+
+
+def _top_up(
+    space: SearchSpace, out: np.ndarray, seen: set[bytes], more: np.ndarray, k: int
+) -> np.ndarray:
+    """``out`` filled up to ``k`` designs with those of ``more`` (in order) that are neither
+    in ``seen`` nor in ``out``."""
+    if len(out) >= k:
+        return out
+    extra = _unseen(space, seen | _keys(out), more)
+    return np.concatenate([out, extra[: k - len(out)]])
 
 
 def choose(
@@ -155,12 +171,8 @@ def choose(
     out = optima[:k]
     if len(out) < k:
         near, _ = neighbors(space, optima)
-        extra = _unseen(space, seen | {a.tobytes() for a in out}, near[rng.permutation(len(near))])
-        out = np.concatenate([out, extra[: k - len(out)]])
-    if len(out) < k:
-        used = seen | {a.tobytes() for a in out}
-        out = np.concatenate([out, _unseen(space, used, pool)[: k - len(out)]])
-    return out
+        out = _top_up(space, out, seen, near[rng.permutation(len(near))], k)
+    return _top_up(space, out, seen, pool, k)
 
 
 def explore(
@@ -186,10 +198,10 @@ def explore(
         raise InputError("Algorithm 2 needs at least two training devices (measurers)")
     rng = np.random.default_rng(cfg.seed)
     p = space.check(probes)
-    seen = {a.tobytes() for a in p}
+    seen = _keys(p)
     init = _pool(space, seen, max(cfg.initial, 1) * 4, rng)[: cfg.initial]
     archs = np.concatenate([p, init])
-    seen |= {a.tobytes() for a in init}
+    seen |= _keys(init)
     values = _measure(space, measurers, archs)
     dev_names = list(names) if names is not None else [m.device.name for m in measurers]
     devices = DeviceSet(dev_names, probes=values[: len(p)].T)
@@ -211,7 +223,7 @@ def explore(
         )  # fmt: skip
         if len(added) == 0:
             break
-        seen |= {a.tobytes() for a in added}
+        seen |= _keys(added)
         values = np.concatenate([values, _measure(space, measurers, added)])
         archs = np.concatenate([archs, added])
     return ExploreResult(predictor, archs, values, devices, rounds, _charged(measurers))
