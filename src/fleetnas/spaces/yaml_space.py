@@ -159,15 +159,8 @@ def load_yaml_space(path: str | os.PathLike[str]) -> YamlSpace:
         raise InputError(f"space file {p} is not valid YAML{at}") from None
     if not isinstance(doc, dict):
         raise InputError(f"space file {p}: expected a mapping with 'name' and 'decisions'")
-    unknown = sorted(set(doc) - {"name", "decisions", "base_flops", "base_params"})
-    if unknown:
-        raise InputError(
-            f"space file {p}: unknown key(s) {', '.join(map(str, unknown))}; expected name, "
-            "decisions, base_flops, base_params"
-        )
-    name = doc.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise InputError(f"space file {p}: 'name' must be a non-empty string")
+    _known_keys(doc, ("name", "decisions", *(f"base_{k}" for k in _COSTS)), f"space file {p}")
+    name = _name(doc, f"space file {p}")
     raw = doc.get("decisions")
     if not isinstance(raw, list) or not raw:
         raise InputError(f"space file {p}: 'decisions' must be a non-empty list")
@@ -178,16 +171,8 @@ def load_yaml_space(path: str | os.PathLike[str]) -> YamlSpace:
         where = f"space file {p}: decisions[{i}]"
         if not isinstance(entry, dict):
             raise InputError(f"{where} must be a mapping with 'name' and 'choices'")
-        extra = sorted(set(entry) - {"name", "choices", *_COSTS})
-        if extra:
-            raise InputError(
-                f"{where}: unknown key(s) {', '.join(map(str, extra))}; expected name, choices, "
-                "flops, params"
-            )
-        dname = entry.get("name")
-        if not isinstance(dname, str) or not dname.strip():
-            raise InputError(f"{where}: 'name' must be a non-empty string")
-        dname = dname.strip()
+        _known_keys(entry, ("name", "choices", *_COSTS), where)
+        dname = _name(entry, where)
         where = f"space file {p}: decision {dname!r}"
         if any(ch in dname for ch in ",="):
             raise InputError(f"{where}: names may not contain ',' or '='")
@@ -215,7 +200,24 @@ def load_yaml_space(path: str | os.PathLike[str]) -> YamlSpace:
                 f"space file {p}: 'base_{kind}' must be a number, got {doc[f'base_{kind}']!r}"
             )
         base[kind] = value
-    return YamlSpace(name.strip(), decisions, costs, base, source=p)
+    return YamlSpace(name, decisions, costs, base, source=p)
+
+
+def _known_keys(mapping: dict[Any, Any], expected: Sequence[str], where: str) -> None:
+    unknown = sorted(set(mapping) - set(expected))
+    if unknown:
+        raise InputError(
+            f"{where}: unknown key(s) {', '.join(map(str, unknown))}; expected "
+            f"{', '.join(expected)}"
+        )
+
+
+def _name(mapping: dict[Any, Any], where: str) -> str:
+    """``mapping["name"]`` stripped; :class:`InputError` unless it is a non-empty string."""
+    name = mapping.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(f"{where}: 'name' must be a non-empty string")
+    return name.strip()
 
 
 def _number(value: Any) -> float | None:
