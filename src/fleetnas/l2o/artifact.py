@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from fleetnas.errors import DataError, InputError, UnknownNameError
+from fleetnas.errors import InputError, UnknownNameError
 from fleetnas.l2o.features import FeatureSpec
 from fleetnas.l2o.generate import L2OOptimizer
 from fleetnas.l2o.network import OptimizerNet
 from fleetnas.l2o.objective import PredictedObjective
+from fleetnas.predict.base import dump_payload, load_payload
 from fleetnas.search.objectives import Scale
 from fleetnas.spaces import get_space
 
@@ -59,21 +60,14 @@ def to_bytes(optimizer: L2OOptimizer, predictor_names: dict[str, str] | None = N
         "probes": None if optimizer.probes is None else torch.as_tensor(optimizer.probes),
         "name": optimizer.name,
     }
-    buf = io.BytesIO()
-    torch.save(blob, buf)
-    return buf.getvalue()
+    return dump_payload(blob)
 
 
 def from_bytes(
     data: bytes, predictors: dict[str, Persistable] | None = None, space: Any = None
 ) -> L2OOptimizer:
     """Rebuild an optimizer; ``predictors`` (by role) restore its objective."""
-    try:
-        blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DataError(f"not a fleetnas optimizer payload ({exc})") from None
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise DataError(f"not a fleetnas optimizer payload (expected format {FORMAT!r})")
+    blob = load_payload(data, "optimizer", FORMAT)
     sp = space if space is not None else get_space(blob["space"])
     spec = FeatureSpec.from_dict(json.loads(blob["spec"]))
     params = json.loads(blob["params"])

@@ -99,6 +99,25 @@ def _to_safe(obj: Any) -> Any:
     return obj
 
 
+def dump_payload(blob: dict[str, Any]) -> bytes:
+    """``torch.save`` of a dict of plain tensors, numbers and strings, as bytes."""
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    return buf.getvalue()
+
+
+def load_payload(data: bytes, what: str, fmt: str) -> dict[str, Any]:
+    """The dict :func:`dump_payload` wrote, loaded with ``weights_only`` (no code runs);
+    :class:`DataError` naming ``what`` unless it is one in format ``fmt``."""
+    try:
+        blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(f"not a fleetnas {what} payload ({exc})") from None
+    if not isinstance(blob, dict) or blob.get("format") != fmt:
+        raise DataError(f"not a fleetnas {what} payload (expected format {fmt!r})")
+    return blob
+
+
 def to_numpy(t: Any) -> np.ndarray:
     """A tensor or array from a loaded state as a NumPy array."""
     return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
@@ -188,20 +207,13 @@ class Persistable(ABC):
             "meta": json.dumps(self.artifact_meta(), sort_keys=True, default=str),
             "state": _to_safe(self._get_state()),
         }
-        buf = io.BytesIO()
-        torch.save(blob, buf)
-        return buf.getvalue()
+        return dump_payload(blob)
 
     @classmethod
     def from_bytes(cls, data: bytes, space: SearchSpace | str | None = None) -> Self:
         """Rebuild a predictor from :meth:`to_bytes` output; ``space`` overrides the stored
         space name (needed for spaces that are not registered, e.g. YAML spaces)."""
-        try:
-            blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise DataError(f"not a fleetnas predictor payload ({exc})") from None
-        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-            raise DataError(f"not a fleetnas predictor payload (expected format {FORMAT!r})")
+        blob = load_payload(data, "predictor", FORMAT)
         name = blob["class"]
         klass = _CLASSES.get(name)
         if klass is None:
@@ -446,9 +458,12 @@ __all__ = [
     "EnsembleMixin",
     "Persistable",
     "Predictor",
+    "TargetEnsemble",
     "check_targets",
+    "dump_payload",
     "fingerprint",
     "git_commit",
+    "load_payload",
     "predictor_classes",
     "to_numpy",
 ]
