@@ -299,16 +299,19 @@ def m1_net(space, devs: DeviceSet, mode: str, members: int, seed: int = 0) -> Op
     return OptimizerNet(space, FeatureSpec(mode).fit(devs), (256, 256), members, seed)
 
 
-def m2_config(relaxation: str, steps: int) -> method2.Method2Config:
-    """Method 2 settings per relaxation: REINFORCE wants smaller batches and a lower rate."""
+def train_m2(space, obj, devs, scales, relaxation: str, steps: int):
+    """A probe-feature network trained with Method 2; REINFORCE gets smaller batches and a
+    lower rate."""
     reinforce = relaxation == "reinforce"
-    return method2.Method2Config(
+    cfg = method2.Method2Config(
         steps=steps,
         relaxation=relaxation,
         batch_size=256 if reinforce else 512,
         lr=2e-3 if reinforce else 3e-3,
         entropy=0.02,
     )
+    net = m1_net(space, devs, "probes", 1)
+    return net, method2.train_method2(net, obj, devs, scales, cfg)
 
 
 def train_m1(space, devs, labels, lam, mode="probes", members=1, epochs=60, seed=0):
@@ -453,9 +456,7 @@ def nb201_section(quick: bool, res: dict[str, Any]) -> dict[str, Any]:
     if quick:
         steps = dict.fromkeys(steps, 200)
     for rel, n_steps in steps.items():
-        net = m1_net(d.space, devs_all, "probes", 1)
-        cfg = m2_config(rel, n_steps)
-        h = method2.train_method2(net, obj, devs_all, sc_all, cfg)
+        net, h = train_m2(d.space, obj, devs_all, sc_all, rel, n_steps)
         o = L2OOptimizer(net, obj)
         r = ev.run(o)
         r["train_seconds"] = h["seconds"]
@@ -673,9 +674,7 @@ def evo_section(
     if quick:
         steps = dict.fromkeys(steps, 200)
     for rel, n_steps in steps.items():
-        net = m1_net(d.space, devs, "probes", 1)
-        cfg = m2_config(rel, n_steps)
-        h = method2.train_method2(net, obj, devs, sc, cfg)
+        net, h = train_m2(d.space, obj, devs, sc, rel, n_steps)
         opt = L2OOptimizer(net, obj)
         for refine in (0, 2):
             t0 = time.perf_counter()
