@@ -1,11 +1,13 @@
-"""The approaches behind a plan: the network alone, the verified hybrid, Approach 1's fallback,
-relative budgets and the probe measurements Approach 2 takes."""
+"""The approaches behind a plan: the network alone, Approach 1 (joined by the network where the
+device's features are free), the verified hybrid, relative budgets, and which probe measurements
+are charged."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from fleetnas.devices import Device
 from fleetnas.fleet import Budget, Fleet, FleetDevice, Limit, PlanConfig, plan_fleet
 from fleetnas.l2o.artifact import load_optimizer
 from fleetnas.l2o.features import DeviceSet, spec_features
@@ -14,12 +16,35 @@ from fleetnas.spaces import get_space
 from fleetnas.store import open_store
 
 
+def budgets(*ms: float) -> tuple[Budget, ...]:
+    return tuple(Budget(Limit(value=float(v)), None, f"{v:g}ms") for v in ms)
+
+
+def sim_devices(n: int, seed: int) -> list[FleetDevice]:
+    """``n`` simulated devices with budgets at the 30th and 70th percentile of their latency."""
+    space = get_space("nb201")
+    archs = space.sample(300, 0)
+    out = []
+    for s in generate_fleet(n, rng=seed):
+        qs = np.percentile(s.latency(space, archs), (30, 70))
+        out.append(FleetDevice(s.device, budgets(*(float(f"{q:.4g}") for q in qs))))
+    return out
+
+
 @pytest.fixture(autouse=True)
 def _agent_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLEETNAS_AGENT_TOKEN", "test-token")
 
 
-def test_auto_uses_network_hybrid_and_reports_failures(help_db: str, mixed_fleet) -> None:
+def _check_measured(e: dict) -> None:
+    assert e["status"] == "ok" and e["confidence"] == 1.0
+    assert e["measured"]["latency_ms"] <= e["budget"]["latency_ms"]
+    assert e["truth"]["violation"] is False and e["truth"]["regret_pp"] >= 0
+
+
+def test_auto_joins_a_free_network_to_approach1_and_reports_failures(
+    help_db: str, mixed_fleet
+) -> None:
     fleet = mixed_fleet(3, blind=True)
     cfg = PlanConfig(space="nb201", approach="auto", optimizer="tiny-spec", chunk_size=4)
     with open_store(help_db) as store:
@@ -34,31 +59,51 @@ def test_auto_uses_network_hybrid_and_reports_failures(help_db: str, mixed_fleet
         assert e["predicted"]["latency_bound_ms"] >= e["predicted"]["latency_ms"]
     assert by_key["gone@10ms"]["status"] == "failed"
     measured = [e for e in run.entries if e["measurer"] and e["status"] != "failed"]
-    assert measured and {e["method"] for e in measured} <= {"hybrid", "proxy-fallback"}
-    for e in measured:
-        assert e["status"] == "ok" and e["confidence"] == 1.0
-        assert e["measured"]["latency_ms"] <= e["budget"]["latency_ms"]
-        assert e["truth"]["violation"] is False and e["truth"]["regret_pp"] >= 0
-        if e["method"] == "hybrid":
-            assert e["measurements"] <= cfg.hybrid_measurements
-            assert all(s["phase"] == "l2o-hybrid" for s in e["trace"])
-        else:
-            assert e["fallback_reason"]
+    assert measured and {e["method"] for e in measured} <= {"proxy", "proxy-fallback"}
+    for e in measured:  # spec features cost nothing: the network joins every device's pool
+        _check_measured(e)
+        assert e["network_proxy"] == "l2o:tiny-spec" and e["optimizer"] == "tiny-spec"
+        assert "probe_measurements" not in e
     methods = {r["method"]: r for r in run.summary["by_method"]}
     assert methods["l2o"]["entries"] == 2 and methods["l2o"]["measurements"] == 0
     assert run.summary["measurements"] == sum(e["measurements"] for e in run.entries)
 
 
-def test_network_alone_measures_probes_once_and_resolves_relative_budgets(help_db: str) -> None:
-    space = get_space("nb201")
+def test_auto_is_approach1_where_probes_would_be_charged(help_db: str) -> None:
     from fleetnas.devices.catalog import get_catalog_device
+
+    fleet = Fleet(
+        "help", [FleetDevice(get_catalog_device(n), budgets(*b)) for n, b in
+                 (("pixel2", (12, 15)), ("raspi4", (16, 26)))],
+    )  # fmt: skip
+    plans = {}
+    for approach in ("auto", "proxy"):
+        cfg = PlanConfig(space="nb201", approach=approach, optimizer="tiny")
+        with open_store(help_db) as store:
+            plans[approach] = plan_fleet(fleet, cfg, store, name=approach).entries
+    for a, p in zip(plans["auto"], plans["proxy"], strict=True):
+        assert a["method"] == p["method"] == "proxy" and "network_proxy" not in a
+        assert a["design"] == p["design"] and a["measurements"] == p["measurements"]
+        _check_measured(a)
+    for first, second in (plans["auto"][0:2], plans["auto"][2:4]):
+        assert [s["new"] for s in first["trace"] if s["phase"] == "probe"] == [True] * 3
+        assert [s["new"] for s in second["trace"] if s["phase"] == "probe"] == [False] * 3
+        assert "probe_measurements" not in first
+
+
+def test_replayed_probes_are_charged_stored_ones_of_unmeasurable_devices_are_not(
+    help_db: str,
+) -> None:
+    space = get_space("nb201")
+    from fleetnas.devices.catalog import catalog_features, get_catalog_device
 
     rel = (Budget(Limit(quantile=30.0), None, "p30"), Budget(Limit(quantile=70.0), None, "p70"))
     sims = generate_fleet(2, rng=4, families=["mobile_cpu", "npu"])
+    blind = Device("pixel3", "mobile_cpu", catalog_features("pixel3"), measurer=None)
     fleet = Fleet(
         "rel",
         [FleetDevice(s.device, rel) for s in sims]
-        + [FleetDevice(get_catalog_device("pixel3"), rel)],
+        + [FleetDevice(get_catalog_device("pixel2"), rel), FleetDevice(blind, rel)],
     )
     cfg = PlanConfig(space="nb201", approach="l2o", optimizer="tiny", chunk_size=8)
     with open_store(help_db) as store:
@@ -79,10 +124,53 @@ def test_network_alone_measures_probes_once_and_resolves_relative_budgets(help_d
         assert first["truth"]["latency_ms"] == pytest.approx(
             s.latency(space, space.parse_many([first["design"]]))[0]
         )
-    assert e["pixel3@p30"]["measurements"] == 0  # its probes were measured before (HELP)
+    # a replayed device pays for its probes like a real one (once, shared by its budgets) ...
+    assert e["pixel2@p30"]["measurements"] == e["pixel2@p30"]["probe_measurements"] == k
+    assert e["pixel2@p30"]["device_seconds"] > 0 and e["pixel2@p70"]["measurements"] == 0
+    assert sum(s["phase"] == "probe" for s in e["pixel2@p30"]["trace"]) == k
+    # ... while a device that cannot be measured reads probes measured earlier for free
+    assert e["pixel3@p30"]["measurements"] == 0 and e["pixel3@p30"]["status"] == "ok"
     truth_violations = sum(bool((x["truth"] or {}).get("violation")) for x in run.entries)
     assert run.summary["violations_known"] == truth_violations
     assert all(x["method"] == "l2o" and x["measured"] is None for x in run.entries)
+
+
+def test_probes_a_real_measurer_stored_earlier_are_free_and_let_the_network_join(
+    help_db: str,
+) -> None:
+    fleet = Fleet("sims", sim_devices(2, seed=5))
+    with open_store(help_db) as store:
+        cfg = PlanConfig(space="nb201", approach="l2o", optimizer="tiny")
+        first = plan_fleet(fleet, cfg, store, name="first")
+        k = len(load_optimizer(store, "tiny").probes)
+        cfg = PlanConfig(space="nb201", approach="auto", optimizer="tiny")
+        auto = plan_fleet(fleet, cfg, store, name="second")
+    assert [e["probe_measurements"] for e in first.entries[::2]] == [k, k]
+    for e in auto.entries:
+        assert e["method"] in ("proxy", "proxy-fallback") and "probe_measurements" not in e
+        assert e["network_proxy"] == "l2o:tiny"
+        assert not any(s["phase"] == "probe" for s in e["trace"])
+        _check_measured(e)
+
+
+def test_hybrid_charges_replayed_probes_and_never_violates(help_db: str) -> None:
+    from fleetnas.devices.catalog import get_catalog_device
+
+    fleet = Fleet("h", [FleetDevice(get_catalog_device("raspi4"), budgets(16, 26))])
+    cfg = PlanConfig(space="nb201", approach="hybrid", optimizer="tiny")
+    with open_store(help_db) as store:
+        run = plan_fleet(fleet, cfg, store)
+        k = len(load_optimizer(store, "tiny").probes)
+    first, second = run.entries
+    assert first["probe_measurements"] == k and first["measurements"] >= k
+    assert "probe_measurements" not in second
+    for e in run.entries:
+        _check_measured(e)
+        assert e["method"] in ("hybrid", "proxy-fallback")
+        if e["method"] == "hybrid":
+            assert e["measurements"] - e.get("probe_measurements", 0) <= cfg.hybrid_measurements
+        else:
+            assert e["fallback_reason"]
 
 
 def test_probe_reading_network_cannot_serve_unmeasurable_devices(help_db: str, mixed_fleet) -> None:

@@ -196,7 +196,8 @@ def test_ray_plan_equals_local_pool_plan(
         ray = plan_fleet(fleet, cfg, store, executor=make_executor("ray", 2))
     assert local.summary["run"]["executor"] == "local" and ray.summary["run"]["executor"] == "ray"
     same(comparable(ray.entries), comparable(local.entries))
-    assert {e["method"] for e in ray.entries} >= {"l2o", "hybrid"}
+    assert {e["method"] for e in ray.entries} >= {"l2o", "proxy"}
+    assert any(e.get("network_proxy") == "l2o:tiny-spec" for e in ray.entries)
     assert ray.summary["failed"] == 1 and ray.summary["entries"] == fleet.n_tasks
 
 

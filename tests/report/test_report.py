@@ -190,6 +190,35 @@ def test_trace_figure_follows_the_longest_trace_or_the_named_device(plan):
     assert not missing.drawn and "raspi4" in missing.note
 
 
+def _step(k: int, phase: str, ms: float) -> dict:
+    return {"step": k, "phase": phase, "t": None, "measured_latency_ms": ms, "design": f"d{k}"}
+
+
+def test_trace_figure_prefers_a_real_search_and_draws_probes_apart(plan):
+    probed = copy.deepcopy(plan["devices"][0])
+    probed.update(key="probed@p50", device="probed", method="proxy")
+    probed["trace"] = [_step(k + 1, "probe", 1.0 + k) for k in range(10)] + [
+        _step(11, "search", 2.5)
+    ]
+    searched = copy.deepcopy(probed)
+    searched.update(key="searched@p50", device="searched")
+    searched["trace"] = [_step(k + 1, "probe", 1.0 + k) for k in range(3)] + [
+        _step(k + 4, "search", ms) for k, ms in enumerate((2.0, 3.5, 2.8, 2.9))
+    ]
+    mine = {"devices": [probed, searched]}
+    fig = _by_key(build_figures(mine))["trace"]
+    assert "searched@p50" in fig.title
+    probes = next(s for s in fig.series if s.name == "probe")
+    assert probes.symbol != "circle" and list(probes.x) == [1, 2, 3]
+    line = next(s for s in fig.series if s.name == "measured")
+    assert list(line.x) == [4, 5, 6, 7] and "3 probes" in fig.caption
+    dots = [s for s in fig.series if s.name in ("within budget", "over budget")]
+    assert sorted(x for s in dots for x in s.x) == [4, 5, 6, 7]
+    named = _by_key(build_figures(mine, trace_device="probed"))["trace"]
+    assert len(next(s for s in named.series if s.name == "probe").x) == 10
+    assert list(next(s for s in named.series if s.name == "measured").x) == [11]
+
+
 def test_measurement_histogram_counts_every_entry(plan):
     fig = _by_key(build_figures(plan))["measurements"]
     total = sum(s.y.sum() for s in fig.series)

@@ -1,27 +1,55 @@
 """Per-device work of a fleet plan: tasks, the planner interface, plan entries, and the planner
 behind ``fleetnas plan`` (:class:`FleetPlanner`).
 
-Methods an entry records (``--approach auto`` picks per device):
+Methods an entry records:
 
 - ``l2o``: Approach 2's optimizer network alone, in budget mode (bisection on ``λ`` against the
   *predicted* latency with a safety margin, :func:`fleetnas.l2o.budget.for_budget`), one batched
-  call per chunk. No design is measured; an optimizer that reads probe latencies measures the
-  device's ``K`` probe designs once (or reads them from the store). ``auto`` uses it for devices
-  without a measurer. ``confidence`` is the predicted probability that the design meets the
-  budget (log-normal with the predictor's spread).
+  call per chunk. No design is measured, but an optimizer that reads probe latencies needs the
+  device's ``K`` probe latencies (:meth:`FleetPlanner._features`). ``confidence`` is the
+  predicted probability that the design meets the budget (log-normal with the predictor's
+  spread).
 - ``hybrid``: the network's proposals verified with at most ``hybrid_measurements`` real
   measurements by Approach 1's bisection primitive (:func:`fleetnas.l2o.budget.
-  for_budget_verified` over :func:`fleetnas.proxy.verify_candidates`). ``auto`` uses it for
-  devices with a measurer.
+  for_budget_verified` over :func:`fleetnas.proxy.verify_candidates`), after the probes.
 - ``proxy``: Approach 1 (:func:`fleetnas.proxy.optimize_device`: probes, proxy pool, guided
-  bisection, its own monotonicity fallback); ``proxy-fallback`` when the hybrid handed over
+  verification, its own monotonicity fallback); ``proxy-fallback`` when the hybrid handed over
   because no verified proposal met the budget, or because the measured designs contradicted the
   predicted order (monotonicity, :func:`fleetnas.proxy.check_monotonicity` over at least
   :data:`HYBRID_MIN_PAIRS` pairs), or for energy budgets (the hybrid verifies latency only), or
-  when Approach 1 itself fell back to training the device's own predictor.
+  when Approach 1 itself fell back to training the device's own predictor. An entry whose pool
+  the network joined (below) names it in ``network_proxy``.
+
+``--approach auto`` picks per device the cheapest approach that is good enough:
+
+- a device that cannot be measured gets the network alone (``l2o``): nothing else can run;
+- a device that can be measured gets Approach 1's guided search (``proxy``). Where the device's
+  features cost nothing (the probe latencies were measured earlier by a real measurer, or were
+  measured in this plan anyway for a relative budget, or the optimizer reads spec features only)
+  the network's latency predictor, adapted to those features, joins the proxy pool for that
+  device: the blend weighs it by evidence like any proxy and its predicted front adds
+  candidates;
+- only where the store holds no proxy device for Approach 1 (e.g. OFA-MobileNetV3 with HELP's
+  sampled latencies) does a measurable device get the hybrid.
+
+Why not the hybrid everywhere, as first planned: its ten probe measurements must be paid on a
+device seen for the first time, and then it costs about as much as Approach 1 and is far worse.
+On HELP's 27 NB201 settings replayed with every measurement charged (budgets at the 10/30/50 %
+latency quantiles, ``benchmarks/results/fleet_auto.md``) Approach 1 used 15.3 measurements per
+device for the three budgets with mean regret 0.04 pp, the hybrid 14.2 with 0.91 pp. Joining
+the network *costs* its ten probes when they are not free (21 measurements per device for 0.03
+pp in the same setting), so ``auto`` joins it only where they are free; there it saves
+measurements and regret (simulated devices measured before: 14.9 against Approach 1's 17.8 per
+device, 0.025 against 0.040 pp).
 
 Measured entries (``hybrid``, ``proxy*``) never return a design whose *measured* latency exceeds
 the budget: they are ``ok`` with ``confidence`` 1, or ``infeasible``.
+
+Charging: every design measured on a device costs one measurement, probes included. A replayed
+device (``table:NAME``) pays for each distinct design once per plan (its budgets share one
+session), however much of its table the store holds; a real measurer reuses the values it stored
+earlier for free; a device that cannot be measured reads probe latencies stored for it
+(measured earlier elsewhere) at no charge.
 
 A *task* is one (device, budget) pair of a fleet; its key ``device@label`` is its identity in the
 store. A :class:`Planner` turns a chunk of tasks into plan entries (the ``devices`` items of the
@@ -343,6 +371,7 @@ class _Context:
         self.accuracy_fn = _accuracy_reference(self.space, config.accuracy, store)
         self._workspace: Any = None
         self._optimizer: Any = None
+        self._approach1: bool | None = None
 
     def accuracy(self, archs: np.ndarray) -> np.ndarray:
         if self.accuracy_fn is None:
@@ -394,6 +423,16 @@ class _Context:
         return mode != "spec" or lat_mode != "spec"
 
     @property
+    def approach1_available(self) -> bool:
+        """Whether Approach 1 can run in this space (the store holds proxy devices for it)."""
+        if self._approach1 is None:
+            try:
+                self._approach1 = self.workspace is not None
+            except InputError:
+                self._approach1 = False
+        return self._approach1
+
+    @property
     def workspace(self) -> Any:
         """Approach 1's workspace over the store's proxy pool (built on first use)."""
         if self._workspace is None:
@@ -413,7 +452,8 @@ class _Context:
 
 
 class FleetPlanner(Planner):
-    """The approaches behind ``fleetnas plan`` (see :func:`choose_method` for ``auto``).
+    """The approaches behind ``fleetnas plan`` (see the module docstring and :meth:`method_for`
+    for ``auto``).
 
     Built in the driver with the store (``store``; its URL travels to workers, which open their
     own read handle; an in-memory store works only in the driver's process).
@@ -471,12 +511,16 @@ class FleetPlanner(Planner):
 
     # ---- dispatch -------------------------------------------------------------------------
     def method_for(self, task: Task) -> str:
-        """The method a task starts with (``auto``: the network alone without a measurer, the
-        hybrid with one; Approach 1 takes over where monotonicity fails)."""
+        """The method a task starts with. ``auto``: the network alone without a measurer;
+        with one, Approach 1 (its guided search, joined by the network's latency predictor
+        where the device's features cost nothing, :meth:`_features`), or the hybrid where the
+        store holds no proxy device for Approach 1."""
         a = self.config.approach
-        if a == "auto":
-            return "hybrid" if task.device.measurer else "l2o"
-        return a
+        if a != "auto":
+            return a
+        if not task.device.measurer:
+            return "l2o"
+        return "proxy" if self.context.approach1_available else "hybrid"
 
     def plan_tasks(self, tasks: Sequence[Task], out: ChunkOutput) -> list[dict[str, Any]]:
         ctx = self.context
@@ -500,7 +544,8 @@ class FleetPlanner(Planner):
                 if method == "hybrid":
                     self._hybrid(ctx, tasks[i], entries[i], session, feats)
                 else:
-                    self._proxy(ctx, tasks[i], entries[i], session, out)
+                    join = self.config.approach == "auto"
+                    self._proxy(ctx, tasks[i], entries[i], session, feats if join else None)
             except Exception as exc:
                 fail(entries[i], exc)
             entries[i]["wall_s"] += time.perf_counter() - t1
@@ -543,32 +588,46 @@ class FleetPlanner(Planner):
         devices: dict[str, list[int]],
         sessions: _Sessions,
     ) -> dict[str, Any]:
-        """Approach 2's features (``name -> one-row DeviceSet``) of the devices that need them:
-        spec features from the record; probe latencies from the store (measured before) or
-        measured now through the device's session (counted on its first entry)."""
+        """Approach 2's features (``name -> one-row DeviceSet``): spec features from the
+        record, and the latencies of the optimizer's probe designs.
+
+        A device that can be measured gets its probe latencies through its measurement session,
+        which alone decides what is free: a real measurer reuses values it (or another real
+        measurer) stored earlier at no charge, a replayed table (``table:NAME``) charges every
+        distinct design once per plan, however much of the table the store holds. Charges go to
+        the device's first entry. A device that cannot be measured reads them from the store
+        (measured there earlier), else its entries fail. Devices that need the features (the
+        network alone, the hybrid, relative budgets) always get them; under ``auto`` Approach 1's
+        devices get them only where they cost nothing (:meth:`fleetnas.proxy.TargetSession.free`),
+        and only to let the network's latency predictor join the proxy pool (:meth:`_proxy`)."""
         from fleetnas.l2o.embed import stored_values
         from fleetnas.l2o.features import DeviceSet, spec_features
 
-        want = {
-            name
-            for name, idx in devices.items()
-            if any(
-                entries[i]["reason"] is None
-                and (entries[i]["method"] in ("l2o", "hybrid") or tasks[i].budget.relative)
-                for i in idx
-            )
-        }
+        need, optional = set(), set()
+        for name, idx in devices.items():
+            live = [i for i in idx if entries[i]["reason"] is None]
+            if any(entries[i]["method"] in ("l2o", "hybrid") or tasks[i].budget.relative
+                   for i in live):  # fmt: skip
+                need.add(name)
+            elif (
+                self.config.approach == "auto"
+                and live
+                and not (tasks[idx[0]].proxy or self.config.proxy)
+            ):
+                optional.add(name)
         feats: dict[str, Any] = {}
-        if not want:
+        if not need and not optional:
             return feats
         try:
             opt = ctx.optimizer
+            if opt.objective is None and optional:
+                optional = set()
         except Exception as exc:
-            for name in want:
+            for name in need:
                 for i in devices[name]:
                     fail(entries[i], exc)
             return feats
-        for name in sorted(want, key=lambda n: devices[n][0]):
+        for name in sorted(need | optional, key=lambda n: devices[n][0]):
             idx = devices[name]
             dev = tasks[idx[0]].device
             try:
@@ -576,35 +635,45 @@ class FleetPlanner(Planner):
                 probes = None
                 if ctx.needs_probes:
                     p = opt.probes
-                    vals = (
-                        stored_values(ctx.store, ctx.space, dev.name, p)
-                        if ctx.store is not None
-                        else np.full(len(p), np.nan)
-                    )
-                    missing = ~np.isfinite(vals)
-                    if missing.any():
-                        if not dev.measurer:
+                    if dev.measurer:
+                        session = sessions.get(name)
+                        if name in optional and not session.free(p).all():
+                            continue
+                        vals = self._measure_probes(ctx, session, p, entries[idx[0]])
+                    else:
+                        vals = (
+                            stored_values(ctx.store, ctx.space, dev.name, p)
+                            if ctx.store is not None
+                            else np.full(len(p), np.nan)
+                        )
+                        if not np.all(np.isfinite(vals)):
                             raise InputError(
                                 f"optimizer {opt.name!r} reads the device's latency on "
                                 f"{len(p)} probe designs, and device {name!r} cannot be "
                                 "measured; use an optimizer trained on spec features"
                             )
-                        session = sessions.get(name)
-                        before = (session.cost.measurements, session.cost.device_seconds)
-                        vals[missing] = session.measure(p[missing])[:, 0]
-                        e = entries[idx[0]]
-                        e["measurements"] += session.cost.measurements - before[0]
-                        e["device_seconds"] += session.cost.device_seconds - before[1]
-                        e["probe_measurements"] = session.cost.measurements - before[0]
-                        e["trace"].extend(
-                            _probe_trace(ctx.space.format_many(p[missing]), vals[missing])
-                        )
                     probes = vals[None, :]
                 feats[name] = DeviceSet([name], probes=probes, spec=spec)
             except Exception as exc:
                 for i in idx:
                     fail(entries[i], exc)
         return feats
+
+    @staticmethod
+    def _measure_probes(
+        ctx: _Context, session: Any, probes: np.ndarray, entry: dict[str, Any]
+    ) -> np.ndarray:
+        """Probe latencies through ``session``; what it charges goes to ``entry``."""
+        known = session.lookup(probes)[0]
+        before = (session.cost.measurements, session.cost.device_seconds)
+        vals = session.measure(probes)[:, 0]
+        charged = session.cost.measurements - before[0]
+        if charged:
+            entry["measurements"] += charged
+            entry["device_seconds"] += session.cost.device_seconds - before[1]
+            entry["probe_measurements"] = entry.get("probe_measurements", 0) + charged
+            entry["trace"].extend(_probe_trace(ctx.space.format_many(probes[~known]), vals[~known]))
+        return vals
 
     def _resolve_budgets(
         self,
@@ -649,24 +718,45 @@ class FleetPlanner(Planner):
         task: Task,
         entry: dict[str, Any],
         session: Any,
-        out: ChunkOutput | None = None,
+        feats: dict[str, Any] | None = None,
         method: str = "proxy",
     ) -> None:
-        """Approach 1 (:func:`fleetnas.proxy.optimize_device`) for one budget."""
-        from fleetnas.proxy import Approach1Config, optimize_device
+        """Approach 1 (:func:`fleetnas.proxy.optimize_device`, guided search) for one budget.
+
+        Its probes are the first ``n_probes`` of the store's reference designs (the optimizer's
+        probe designs). Where ``feats`` holds the device's features, the device's probe
+        latencies are already in ``session`` (no probes of its own are needed) and the
+        network's latency predictor, adapted to those features, joins the proxy pool for this
+        device (:func:`_network_proxy`): the blend weighs it by how well it explains what was
+        measured, like any other proxy, and its predicted front adds candidates."""
+        from fleetnas.proxy import Approach1Config, default_probes, optimize_device
 
         ws = ctx.workspace
-        cfg = Approach1Config(
-            max_measurements=self.config.max_measurements, seed=task.seed(self.config.seed)
-        )
         proxy = task.proxy or self.config.proxy or "auto"
         b = entry["budget"]
         if b["latency_ms"] is None:
             raise InputError("Approach 1 needs a latency budget")
-        res = optimize_device(
-            ws, session, b["latency_ms"], b["energy_mj"], proxy=proxy, config=cfg,
-            store=None, target_device=task.device,
-        )  # fmt: skip
+        net = None
+        if feats and task.device.name in feats and proxy == "auto":
+            net = _network_proxy(ctx.optimizer, feats[task.device.name])
+        known = net is not None and ctx.needs_probes
+        cfg = Approach1Config(
+            max_measurements=self.config.max_measurements,
+            n_probes=0 if known else Approach1Config.n_probes,
+            seed=task.seed(self.config.seed),
+        )
+        probes = None if known else default_probes(ws, cfg.n_probes, ctx.store)
+        if net is not None:
+            ws.pool.add(net)
+        try:
+            res = optimize_device(
+                ws, session, b["latency_ms"], b["energy_mj"], proxy=proxy, config=cfg,
+                probes=probes, store=None, target_device=task.device,
+            )  # fmt: skip
+        finally:
+            if net is not None:
+                ws.pool = ws.pool.without(net.name)
+                ws.forget(net.name)
         if res.registered:
             # keep every device's result independent of which worker ran what before it
             ws.pool = ws.pool.without(res.registered)
@@ -675,6 +765,9 @@ class FleetPlanner(Planner):
             method = "proxy-fallback"
         entry["method"] = method
         entry["proxy"] = res.proxy
+        if net is not None:
+            entry["optimizer"] = ctx.optimizer.name
+            entry["network_proxy"] = net.name
         entry["status"] = res.status
         entry["design"] = res.arch_str or None
         entry["predicted"]["accuracy"] = _num(res.predicted_accuracy)
@@ -682,7 +775,7 @@ class FleetPlanner(Planner):
         entry["measurements"] += int(res.measurements)
         entry["device_seconds"] += float(res.device_seconds)
         entry["confidence"] = 1.0 if res.ok else 0.0
-        entry["trace"].extend(_trace(res.trace))
+        entry["trace"].extend(_trace(res.trace, len(entry["trace"])))
         entry["stop_reason"] = res.stop_reason
         entry["fell_back"] = bool(res.fell_back)
         if res.monotonicity is not None:
@@ -751,7 +844,9 @@ class FleetPlanner(Planner):
         """Network proposals verified by bisection with a few real measurements
         (:func:`fleetnas.l2o.budget.for_budget_verified`); Approach 1 takes over (method
         ``proxy-fallback``) where no verified proposal meets the budget or the measured designs
-        contradict the predicted order (monotonicity)."""
+        contradict the predicted order (monotonicity). Without proxy devices for Approach 1 the
+        verified result stands (``infeasible`` with the fastest measured design, if none meets
+        the budget)."""
         from fleetnas.l2o.budget import for_budget_verified
         from fleetnas.proxy import check_monotonicity
 
@@ -780,7 +875,7 @@ class FleetPlanner(Planner):
                 ctx.space, new, session, opt, devset, b["latency_ms"], len(entry["trace"])
             )
         )
-        if not res.feasible[0] or mono.failed:
+        if (not res.feasible[0] or mono.failed) and ctx.approach1_available:
             entry["fallback_reason"] = (
                 "monotonicity failed on the measured designs" if mono.failed
                 else "no verified proposal meets the budget"
@@ -788,6 +883,14 @@ class FleetPlanner(Planner):
             self._proxy(ctx, task, entry, session, method="proxy-fallback")
             return
         design = res.archs[0]
+        if not res.feasible[0]:
+            entry["status"] = "infeasible"
+            entry["reason"] = (
+                "no verified proposal meets the budget (and no proxy device to fall back on)"
+            )
+            entry["design"] = ctx.space.format(design) if np.isfinite(res.measured[0]) else None
+            entry["measured"] = {"latency_ms": _num(res.measured[0]), "energy_mj": None}
+            return
         entry["status"] = "ok"
         entry["design"] = ctx.space.format(design)
         m = opt.objective.metrics(design[None, :], devset)
@@ -798,6 +901,20 @@ class FleetPlanner(Planner):
         }
         entry["measured"] = {"latency_ms": _num(res.measured[0]), "energy_mj": None}
         entry["confidence"] = 1.0
+
+
+def _network_proxy(opt: Any, devset: Any) -> Any:
+    """Approach 2's latency predictor on one device (features ``devset``, one row) as a proxy
+    of Approach 1's pool, named ``l2o:OPTIMIZER``."""
+    from fleetnas.proxy import ProxyEntry
+
+    feats = opt.objective.predictor_features(devset, "latency")
+    latency = opt.objective.latency
+
+    def predict(archs: np.ndarray) -> np.ndarray:
+        return np.asarray(latency.predict(archs, feats), dtype=float).reshape(-1)
+
+    return ProxyEntry(name=f"l2o:{opt.name}", latency=predict, source="predictor")
 
 
 class _Sessions:
@@ -916,13 +1033,13 @@ def _num(x: Any) -> float | None:
     return v if np.isfinite(v) else None
 
 
-def _trace(steps: Sequence[Any]) -> list[dict[str, Any]]:
-    """Approach 1 trace steps in the plan format's trace shape."""
+def _trace(steps: Sequence[Any], step0: int = 0) -> list[dict[str, Any]]:
+    """Approach 1 trace steps in the plan format's trace shape, numbered after ``step0``."""
     out = []
     for s in steps:
         out.append(
             {
-                "step": s.step,
+                "step": step0 + s.step,
                 "phase": s.phase,
                 "t": _num(s.value) if s.key.startswith("t=") else None,
                 "key": s.key,

@@ -335,6 +335,7 @@ def optimize_device(
         pr = default_probes(workspace, cfg.n_probes, store) if probes is None else probes
         pr = space.check(pr)
         before = session.cost.measurements
+        known = session.lookup(pr)[0]
         vals = session.measure(pr)
         n_probe = session.cost.measurements - before
         for i, (a, v) in enumerate(zip(pr, vals, strict=True)):
@@ -346,6 +347,7 @@ def optimize_device(
                     arch=space.format(a),
                     latency=float(v[0]),
                     energy=float(v[1]) if len(v) > 1 else None,
+                    new=not known[i],
                     feasible=bool(v[0] <= latency_budget and (not use_e or v[1] <= energy_budget)),
                     decision="probe for proxy choice and calibration",
                 )

@@ -99,6 +99,10 @@ class TargetSession(ABC):
                 out[i] = v
         return mask, out
 
+    def free(self, archs: np.ndarray) -> np.ndarray:
+        """``n`` bool: designs :meth:`measure` would answer without charging a measurement."""
+        return self.lookup(archs)[0]
+
     def seed(self, archs: np.ndarray, values: np.ndarray) -> None:
         """Values known before this session (earlier runs): answered for free."""
         a = self.space.check(archs)
@@ -152,6 +156,18 @@ class MeasurerSession(TargetSession):
         if self._ledger_store is not None:
             archs, values = load_ledger(self._ledger_store, space, self.device, self.metrics)
             self.seed(archs, values)
+
+    def free(self, archs: np.ndarray) -> np.ndarray:
+        """Known to the session, or stored for the device where the measurer reuses stored
+        values (real measurers do; a replayed table never does, so its values are charged)."""
+        a = self.space.check(archs)
+        out = super().free(a)
+        m = self.measurer
+        if m.reuse and m.store is not None and not out.all():
+            rest = np.flatnonzero(~out)
+            have = [np.isfinite(m._stored(self.space, a[rest], k)) for k in self.metrics]
+            out[rest[np.all(have, axis=0)]] = True
+        return out
 
     def _fetch(self, archs: np.ndarray) -> tuple[np.ndarray, MeasurementCost]:
         res = self.measurer.measure(self.space, archs, self.metrics)

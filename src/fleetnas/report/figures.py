@@ -365,18 +365,31 @@ def monotonicity_figure(data: MonotonicityData | None) -> FigureSpec:
     return spec
 
 
+def _is_probe(step: Any) -> bool:
+    return isinstance(step, dict) and step.get("phase") == "probe"
+
+
+def search_steps(e: dict[str, Any]) -> int:
+    """Trace steps of ``e`` that search (probe measurements taken to describe the device or
+    to choose a proxy left out)."""
+    return sum(isinstance(s, dict) and not _is_probe(s) for s in e.get("trace") or [])
+
+
 def pick_trace_entry(plan: dict[str, Any], device: str | None = None) -> dict[str, Any] | None:
     """The entry whose bisection trace is drawn: ``device`` (a device name or an entry label
-    ``device@budget``) when given, else the entry with the longest trace (ties: plan order)."""
+    ``device@budget``) when given, else the entry with the most search steps (probes do not
+    count; ties: the longer trace, then plan order)."""
     es = [e for e in entries(plan) if e.get("trace")]
     if device is not None:
         es = [e for e in es if device in (e["device"], entry_label(e))]
-    return max(es, key=lambda e: len(e["trace"]), default=None)
+    return max(es, key=lambda e: (search_steps(e), len(e["trace"])), default=None)
 
 
 def trace_figure(plan: dict[str, Any], device: str | None = None) -> FigureSpec:
     """Bisection trace of one entry (Approach 1, Sec. 4): the latency measured on the target at
-    each step against its budget, and the trade-off weight ``t`` of eq. (6) on the right axis."""
+    each step against its budget, and the trade-off weight ``t`` of eq. (6) on the right axis.
+    Probe measurements (phase ``probe``: the device's features, the proxy choice) are drawn
+    apart, as open grey diamonds off the search line."""
     spec = FigureSpec(
         "trace",
         "Bisection trace",
@@ -394,18 +407,19 @@ def trace_figure(plan: dict[str, Any], device: str | None = None) -> FigureSpec:
         return spec
     b = budget_ms(e)
     spec.title = f"Bisection trace on {entry_label(e)} ({method(e)})"
-    steps, lat, t, texts = [], [], [], []
+    steps, lat, t, texts, probe = [], [], [], [], []
     for i, s in enumerate(e["trace"]):
         if not isinstance(s, dict):
             continue
         steps.append(num(s.get("step")) or float(i + 1))
         lat.append(num(s.get("measured_latency_ms")))
         t.append(num(s.get("t")))
+        probe.append(_is_probe(s))
         texts.append(
             "<br>".join(
                 str(x)
                 for x in (
-                    f"step {steps[-1]:g}",
+                    f"step {steps[-1]:g}" + (" (probe)" if probe[-1] else ""),
                     f"measured {_fmt(lat[-1])} ms",
                     f"proxy latency {_fmt(num(s.get('proxy_latency')))}",
                     f"t {_fmt(t[-1])}",
@@ -417,29 +431,46 @@ def trace_figure(plan: dict[str, Any], device: str | None = None) -> FigureSpec:
         )
     x = np.asarray(steps, dtype=float)
     y = np.asarray([np.nan if v is None else v for v in lat], dtype=float)
+    pm = np.asarray(probe, dtype=bool)
+    sm = ~pm
+
+    def pick(mask: np.ndarray) -> list[str]:
+        return [tx for tx, m in zip(texts, mask, strict=True) if m]
+
+    if pm.any():
+        spec.series.append(
+            Series(
+                "probe",
+                x[pm],
+                y[pm],
+                color="#7f7f7f",
+                symbol="diamond-open",
+                size=9,
+                text=pick(pm),
+            )
+        )
     if b is not None:
-        spec.series.append(Series("measured", x, y, kind="lines", color="#7f7f7f", legend=False))
+        if sm.any():
+            spec.series.append(
+                Series("measured", x[sm], y[sm], kind="lines", color="#7f7f7f", legend=False)
+            )
         under = y <= b
         for name, mask, col in (
-            ("within budget", under, "#2ca02c"),
-            ("over budget", ~under, "#d62728"),
+            ("within budget", under & sm, "#2ca02c"),
+            ("over budget", ~under & sm, "#d62728"),
         ):
             if (mask & np.isfinite(y)).any():
                 spec.series.append(
-                    Series(
-                        name,
-                        x[mask],
-                        y[mask],
-                        color=col,
-                        size=9,
-                        text=[tx for tx, m in zip(texts, mask, strict=True) if m],
-                    )
+                    Series(name, x[mask], y[mask], color=col, size=9, text=pick(mask))
                 )
         spec.lines.append(RefLine("y", b, f"budget {b:.3g} ms", color="#d62728"))
-    else:
+    elif sm.any():
         spec.series.append(
-            Series("measured", x, y, kind="lines+markers", color="#1f77b4", size=9, text=texts)
-        )
+            Series(
+                "measured", x[sm], y[sm], kind="lines+markers", color="#1f77b4", size=9,
+                text=pick(sm),
+            )
+        )  # fmt: skip
     if any(v is not None for v in t):
         spec.series.append(
             Series(
@@ -455,8 +486,15 @@ def trace_figure(plan: dict[str, Any], device: str | None = None) -> FigureSpec:
         )
         spec.y2_label = "t"
     final = design_latency(e)
+    n_probe = int(pm.sum())
     spec.caption = (
-        f"{len(steps)} steps, {_fmt(num(e.get('measurements')))} real measurements; returned "
+        f"{len(steps)} steps"
+        + (
+            f" ({n_probe} probes, grey diamonds, then {len(steps) - n_probe} search)"
+            if n_probe
+            else ""
+        )
+        + f", {_fmt(num(e.get('measurements')))} real measurements; returned "
         f"design latency {_fmt(final)} ms against a budget of {_fmt(b)} ms."
     )
     return spec
