@@ -17,7 +17,9 @@ fleet file.
 
 Runs, each in a fresh process on a fresh copy of the store (so peak memory is per run and no run
 reuses another's measurements): ``serial`` (in the driver, on every tenth device), ``auto-serial``
-(the same devices with ``--approach auto``: the verified hybrid, for comparison), ``local``
+(the same devices with ``--approach auto``, for comparison: Approach 1's guided search on NB201,
+whose proxy pool is HELP's 27 devices; the verified hybrid on OFA-MobileNetV3, where the store
+holds no proxy device; ``benchmarks/fleet_auto.py`` compares the approaches), ``local``
 (process pool, 2 workers; the baseline), ``ray`` (local Ray instance with 2 CPUs) and
 ``serial-full`` (the whole fleet in the driver). Per run: wall time, executor startup, worker and
 driver-write seconds, peak RSS of the driver and of the largest worker, entries ok/infeasible,

@@ -181,3 +181,24 @@ def test_probe_reading_network_cannot_serve_unmeasurable_devices(help_db: str, m
     for e in run.entries:
         assert e["status"] == "failed" and "cannot be measured" in e["reason"]
         assert "spec features" in e["reason"]
+
+
+def test_join_policy_decides_when_the_network_joins_approach1(help_db: str) -> None:
+    from fleetnas.devices.catalog import get_catalog_device
+    from fleetnas.errors import InputError
+    from fleetnas.fleet.planner import FleetPlanner
+
+    fleet = Fleet("j", [FleetDevice(get_catalog_device("eyeriss"), budgets(4.6, 5.1))])
+    cfg = PlanConfig(space="nb201", approach="auto", optimizer="tiny")
+    with open_store(help_db) as store:
+        k = len(load_optimizer(store, "tiny").probes)
+        always = plan_fleet(fleet, cfg, store, FleetPlanner(cfg, store, join="always"), name="a")
+        never = plan_fleet(fleet, cfg, store, FleetPlanner(cfg, store, join="never"), name="n")
+        with pytest.raises(InputError, match="join must be one of"):
+            FleetPlanner(cfg, store, join="sometimes")
+    first = always.entries[0]
+    assert first["probe_measurements"] == k and first["measurements"] >= k
+    assert all(e["network_proxy"] == "l2o:tiny" for e in always.entries)
+    assert all("network_proxy" not in e and e["method"] == "proxy" for e in never.entries)
+    for e in always.entries + never.entries:
+        _check_measured(e)

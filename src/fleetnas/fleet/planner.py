@@ -36,11 +36,12 @@ Why not the hybrid everywhere, as first planned: its ten probe measurements must
 device seen for the first time, and then it costs about as much as Approach 1 and is far worse.
 On HELP's 27 NB201 settings replayed with every measurement charged (budgets at the 10/30/50 %
 latency quantiles, ``benchmarks/results/fleet_auto.md``) Approach 1 used 15.3 measurements per
-device for the three budgets with mean regret 0.04 pp, the hybrid 14.2 with 0.91 pp. Joining
-the network *costs* its ten probes when they are not free (21 measurements per device for 0.03
-pp in the same setting), so ``auto`` joins it only where they are free; there it saves
-measurements and regret (simulated devices measured before: 14.9 against Approach 1's 17.8 per
-device, 0.025 against 0.040 pp).
+device for the three budgets with mean regret 0.043 pp, the hybrid 14.2 with 0.91 pp. Joining
+the network to Approach 1 *costs* its ten probes where they are not free (21.2 measurements per
+device for 0.027 pp in the same setting), so ``auto`` joins it only where they are free; there
+it saves measurements and regret (simulated devices measured before: 13.5 against Approach 1's
+16.4 per device, 0.010 against 0.048 pp; HELP devices with relative budgets: 21.3 against 22.8,
+0.019 against 0.036 pp). :class:`FleetPlanner`'s ``join`` changes that policy.
 
 Measured entries (``hybrid``, ``proxy*``) never return a design whose *measured* latency exceeds
 the budget: they are ``ok`` with ``confidence`` 1, or ``infeasible``.
@@ -455,12 +456,21 @@ class FleetPlanner(Planner):
     """The approaches behind ``fleetnas plan`` (see the module docstring and :meth:`method_for`
     for ``auto``).
 
+    ``join``: under ``auto``, where the network's latency predictor joins Approach 1's pool:
+    ``"free"`` (where the device's features cost nothing; the default, chosen by
+    ``benchmarks/fleet_auto.py``), ``"always"`` (measuring the probes where needed) or
+    ``"never"``. It changes entries without changing the config's digest: keep one policy per
+    stored plan.
+
     Built in the driver with the store (``store``; its URL travels to workers, which open their
     own read handle; an in-memory store works only in the driver's process).
     """
 
-    def __init__(self, config: PlanConfig, store: Any = None) -> None:
+    def __init__(self, config: PlanConfig, store: Any = None, join: str = "free") -> None:
         super().__init__(config)
+        if join not in JOIN:
+            raise InputError(f"join must be one of {', '.join(JOIN)}, got {join!r}")
+        self.join = join
         self.store_url = None if store is None else getattr(store, "url", None)
         self._store = store
         self._ctx: _Context | None = None
@@ -544,7 +554,7 @@ class FleetPlanner(Planner):
                 if method == "hybrid":
                     self._hybrid(ctx, tasks[i], entries[i], session, feats)
                 else:
-                    join = self.config.approach == "auto"
+                    join = self.config.approach == "auto" and self.join != "never"
                     self._proxy(ctx, tasks[i], entries[i], session, feats if join else None)
             except Exception as exc:
                 fail(entries[i], exc)
@@ -611,10 +621,11 @@ class FleetPlanner(Planner):
                 need.add(name)
             elif (
                 self.config.approach == "auto"
+                and self.join != "never"
                 and live
                 and not (tasks[idx[0]].proxy or self.config.proxy)
             ):
-                optional.add(name)
+                (need if self.join == "always" else optional).add(name)
         feats: dict[str, Any] = {}
         if not need and not optional:
             return feats
@@ -955,6 +966,8 @@ class _Sessions:
         return self._open[name]
 
 
+#: Policies of :class:`FleetPlanner` for joining the network to Approach 1's pool under ``auto``.
+JOIN = ("free", "always", "never")
 #: Reason of an Approach 2 entry whose proposals all miss the budget (by the safe bound).
 L2O_INFEASIBLE = "no proposal's safe predicted latency meets the budget"
 #: Pairs of measured designs the hybrid needs before it judges monotonicity (three designs).
