@@ -54,7 +54,7 @@ earlier for free; a device that cannot be measured reads probe latencies stored 
 
 A *task* is one (device, budget) pair of a fleet; its key ``device@label`` is its identity in the
 store. A :class:`Planner` turns a chunk of tasks into plan entries (the ``devices`` items of the
-plan format, ``notes/PLAN_FORMAT.md``) and never raises for a device: a failure becomes an entry
+plan format, ``docs/plan-format.md``) and never raises for a device: a failure becomes an entry
 with status ``failed`` and a one-line reason, and the rest of the chunk goes on.
 
 Planners are built in the driver (where the store is), shipped to workers whole (pickled once

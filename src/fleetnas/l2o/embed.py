@@ -3,8 +3,10 @@
 A device's probe embedding is its latency on the optimizer's ``K`` probe designs: taken from the
 store when measured before (statistic ``median``, else ``mean`` as HELP stores), otherwise,
 when allowed, measured now through the device's own measurer (``K`` counted measurements, once
-per device: the values are stored, or a replayed table's charge is remembered). Spec features
-come from the record (:func:`~fleetnas.l2o.features.spec_features`).
+per device: the values are stored). A replayed device (``table:NAME``, a measurer that never
+reuses stored values) always pays for its probes through its measurer, as the fleet planner
+charges it, so a replay costs what measuring the real device would. Spec features come from
+the record (:func:`~fleetnas.l2o.features.spec_features`).
 """
 
 from __future__ import annotations
@@ -64,8 +66,9 @@ def embed_devices(
     """Probe latencies and spec features of ``devices``.
 
     Probe values missing from the store are measured through ``measurer_for(device, store)``
-    when ``measure`` is true; otherwise a device without them raises :class:`InputError`
-    naming it (``need_probes=False`` skips probes entirely, for spec-only optimizers).
+    when ``measure`` is true (a replayed device's always are, and charged); otherwise a device
+    without them raises :class:`InputError` naming it (``need_probes=False`` skips probes
+    entirely, for spec-only optimizers).
     """
     from fleetnas.measure import measurer_for
 
@@ -75,21 +78,26 @@ def embed_devices(
         if probes is None:
             raise InputError("this optimizer has no probe designs; give spec features instead")
         p = space.check(probes)
-        rows = []
+        rows, measurers = [], {}
         for i, dev in enumerate(devices):
+            m = None
+            if dev.measurer and (measure or _replayed(dev)):
+                # one measurer per device: a replay charges each design once per session
+                if dev.name not in measurers:
+                    measurers[dev.name] = measurer_for(dev, store)
+                m = measurers[dev.name]
             vals = (
                 np.full(len(p), np.nan)
-                if store is None
+                if store is None or (m is not None and not m.reuse)
                 else stored_values(store, space, dev.name, p)
             )
             missing = ~np.isfinite(vals)
             if missing.any():
-                if not measure:
+                if m is None:
                     raise InputError(
                         f"device {dev.name!r} has no stored latency for {int(missing.sum())} of "
                         f"the {len(p)} probe designs; measure them (--measure) or give --features"
                     )
-                m = measurer_for(dev, store)
                 res = m.measure(space, p[missing], ("latency",))
                 vals[missing] = res["latency"]
                 spent[i] = res.cost.measurements
@@ -97,6 +105,11 @@ def embed_devices(
         probe_rows = np.asarray(rows, dtype=float).reshape(len(devices), -1)
     spec = spec_features(list(devices))
     return Embedding(DeviceSet([d.name for d in devices], probes=probe_rows, spec=spec), spent)
+
+
+def _replayed(device: Device) -> bool:
+    """Whether ``device`` is a replay of a stored table (``table:NAME``)."""
+    return str(device.measurer).split(":", 1)[0] == "table"
 
 
 __all__ = ["STATISTICS", "Embedding", "embed_devices", "stored_values"]
