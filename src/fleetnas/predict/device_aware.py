@@ -35,6 +35,7 @@ combined in :meth:`DeviceAwarePredictor.predict_dist`.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Self
 
@@ -50,6 +51,8 @@ from fleetnas.spaces import SearchSpace
 FEATURE_MODES = ("probes", "spec", "both")
 #: Floor on a device's probe log-spread: a device whose probes are all equal predicts flat.
 _MIN_SPREAD = 1e-3
+#: Design batches whose device-independent terms :meth:`DeviceAwarePredictor._design_terms` keeps.
+CACHED_BATCHES = 4
 
 
 class DeviceAwarePredictor(DevicePredictor):
@@ -204,12 +207,16 @@ class DeviceAwarePredictor(DevicePredictor):
 
     def _design_terms(self, a: np.ndarray) -> tuple[np.ndarray, ...]:
         """Trunk outputs, centered encodings, kernel to the probes and prior variance of the
-        designs ``a``; the last batch is cached, since fleets query one candidate set for
-        many devices."""
+        designs ``a``. They do not depend on the device, so the last :data:`CACHED_BATCHES`
+        batches are kept: a fleet queries the same few candidate sets (the whole space, a
+        front, the measured designs) for every device."""
         key = hashlib.blake2b(a.tobytes(), digest_size=16).hexdigest() + str(a.shape)
-        cached = getattr(self, "_cache", None)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        cache = getattr(self, "_cache", None)
+        if cache is None:
+            cache = self._cache = OrderedDict()
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
         enc = self.space.encode(a)
         with torch.no_grad():
             zx = self._net(torch.as_tensor(enc)).numpy().astype(np.float64)
@@ -218,12 +225,17 @@ class DeviceAwarePredictor(DevicePredictor):
         prior = self._prior_var(zx, ex)
         post = prior - np.einsum("mnk,mkl,mnl->mn", kxp, self._kinv, kxp)
         terms = (zx, kxp, prior, post)
-        self._cache = (key, terms)
+        cache[key] = terms
+        while len(cache) > CACHED_BATCHES:
+            cache.popitem(last=False)
         return terms
 
     def clear_cache(self) -> None:
-        """Forget the cached design terms of the last batch."""
+        """Forget the cached design terms."""
         self._cache = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_cache": None}  # the cache is rebuilt where it is used
 
     def _prior_var(self, zx: np.ndarray, ex: np.ndarray) -> np.ndarray:
         """``M x n`` prior variance ``k(x, x)``."""
