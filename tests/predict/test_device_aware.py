@@ -58,6 +58,26 @@ def test_paired_equals_matrix_and_torch_module(setup, nb201):
     assert enc.grad.abs().sum() > 0 and dev.grad.abs().sum() > 0
 
 
+def test_design_terms_cache_keeps_recent_batches_and_never_pickles(setup):
+    import pickle
+
+    from fleetnas.predict.device_aware import CACHED_BATCHES
+
+    archs, lat, _, probe_idx, pred = setup
+    feats = _probe_feats(lat[TEST], probe_idx)
+    batches = [archs[i * 7 : i * 7 + 5 + i] for i in range(CACHED_BATCHES + 2)]
+    pred.clear_cache()
+    fresh = [pred.predict(b, feats) for b in batches]
+    assert len(pred._cache) == CACHED_BATCHES
+    # alternating batches (evicted and kept ones) answer exactly as computed afresh
+    for b, want in zip(batches[::-1] + batches, fresh[::-1] + fresh, strict=True):
+        np.testing.assert_array_equal(pred.predict(b, feats), want)
+    assert len(pred._cache) == CACHED_BATCHES
+    back = pickle.loads(pickle.dumps(pred))
+    assert back._cache is None
+    np.testing.assert_allclose(back.predict(batches[0], feats), fresh[0])
+
+
 def test_energy_is_just_another_metric(sim_fleet, nb201):
     archs, _, energy = sim_fleet
     probe_idx = np.arange(10)
