@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from _common import environment, write_results
+from fleetnas.fleet import PlanConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SPACES = ("nb201", "ofa_mbv3")
@@ -63,6 +64,8 @@ QUANTILES = (25, 50, 75)
 FLEET_SEED = 2026
 CHUNK = 256
 CLUSTERS = ((1, 32), (8, 32), (32, 32))
+#: The plan's default safety margin of the network alone.
+DEFAULT_MARGIN = PlanConfig.__dataclass_fields__["margin"].default
 
 
 # ---- setup -------------------------------------------------------------------------------------
@@ -104,17 +107,17 @@ def prepare_store(cache: Path, ofa_steps: int) -> dict[str, Any]:
     return facts
 
 
-def make_fleet(space_name: str, n: int, path: Path) -> dict[str, Any]:
+def make_fleet(space_name: str, n: int, path: Path, seed: int = FLEET_SEED) -> dict[str, Any]:
     """``n`` simulated devices with budgets at quantiles of their true latency; written as CSV."""
     from fleetnas.fleet import Budget, Fleet, FleetDevice, Limit, read_fleet, sim_fleet, write_fleet
     from fleetnas.sim import SimDevice, latency_matrix
     from fleetnas.spaces import get_space
 
     t0 = time.perf_counter()
-    base = sim_fleet(n, seed=FLEET_SEED, budgets=("p50",))
+    base = sim_fleet(n, seed=seed, budgets=("p50",))
     space = get_space(space_name)
     models = [SimDevice.from_device(d.device).model for d in base]
-    lat = latency_matrix(models, space, space.sample(500, np.random.default_rng(FLEET_SEED)))
+    lat = latency_matrix(models, space, space.sample(500, np.random.default_rng(seed)))
     qs = np.percentile(lat, QUANTILES, axis=1).T
     devices = [
         FleetDevice(
@@ -163,7 +166,11 @@ def child(args: argparse.Namespace) -> None:
     db = work / f"{args.label}.db"
     shutil.copy(args.base, db)
     cfg = PlanConfig(
-        space=args.space, approach=args.approach, optimizer=OPTIMIZER[args.space], chunk_size=CHUNK
+        space=args.space,
+        approach=args.approach,
+        optimizer=OPTIMIZER[args.space],
+        chunk_size=CHUNK,
+        margin=args.margin,
     )
     out = work / f"{args.label}.plan.json"
     with open_store(str(db)) as store:
@@ -182,6 +189,7 @@ def child(args: argparse.Namespace) -> None:
         "space": args.space,
         "executor": args.executor,
         "approach": args.approach,
+        "margin": args.margin,
         "workers": 1 if args.executor == "serial" else args.workers,
         "devices": len(fleet),
         "tasks": fleet.n_tasks,
@@ -228,12 +236,13 @@ def run_child(
     stride: int = 1,
     workers: int = 2,
     approach: str = "l2o",
+    margin: float = DEFAULT_MARGIN,
 ) -> dict[str, Any]:
     cmd = [
         sys.executable, __file__, "--child", "--label", label, "--space", space,
         "--executor", executor, "--fleet", str(fleet), "--base", str(base),
         "--workdir", str(work), "--stride", str(stride), "--workers", str(workers),
-        "--approach", approach,
+        "--approach", approach, "--margin", str(margin),
     ]  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -421,6 +430,7 @@ def main() -> None:
     ap.add_argument("--approach", default="l2o", help=argparse.SUPPRESS)
     ap.add_argument("--stride", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--workers", type=int, default=2, help=argparse.SUPPRESS)
+    ap.add_argument("--margin", type=float, default=DEFAULT_MARGIN, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args)

@@ -46,3 +46,18 @@ def test_plan_example_fleet_json(help_db: str, tmp_path: Path, capsys) -> None:
     assert main(args) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["computed"] == 0 and again["reused"] == 12
+
+
+def test_margin_reaches_the_plan_config_and_a_negative_one_is_refused(
+    help_db: str, tmp_path: Path, capsys
+) -> None:
+    args = [
+        "plan", str(EXAMPLES / "help_nb201.yaml"), "--space", "nb201", "--approach", "proxy",
+        "--executor", "serial", "--db", help_db, "--json",
+    ]  # fmt: skip
+    assert main([*args, "--margin", "-1"]) == 2
+    assert "--margin" in capsys.readouterr().err
+    out = tmp_path / "plan.json"
+    assert main([*args, "--margin", "2.5", "--out", str(out), "--name", "m25"]) == 0
+    capsys.readouterr()
+    assert read_plan(out)["config"]["margin"] == 2.5

@@ -28,8 +28,8 @@ def plan(
     out: Path | None = typer.Option(None, "--out", "-o", help="Where to write plan.json."),
     approach: str = typer.Option(
         "auto",
-        help="auto (network alone where a device cannot be measured, the verified hybrid where "
-        "it can, Approach 1 where monotonicity fails) | proxy | l2o | hybrid.",
+        help="auto (Approach 1 where a device can be measured, the network alone where it "
+        "cannot, the verified hybrid where no proxy device exists) | proxy | l2o | hybrid.",
     ),
     name: str | None = typer.Option(None, help="Plan name in the store (default FLEET-SPACE)."),
     executor: str = typer.Option("local", help="local (process pool) | ray | serial."),
@@ -40,6 +40,13 @@ def plan(
     proxy: str | None = typer.Option(None, help="Proxy device for Approach 1 (default: pool)."),
     accuracy: str | None = typer.Option(None, help="Accuracy metric (default per space)."),
     max_measurements: int = typer.Option(10, min=1, help="Real measurements per entry, at most."),
+    margin: float = typer.Option(
+        1.0,
+        min=0.0,
+        help="Safety margin of the network alone (and of the hybrid's first proposal), in "
+        "log-standard deviations of its predicted latency: higher means fewer budget violations "
+        "and less accurate designs (benchmarks/results/l2o_margin.md).",
+    ),
     chunk_size: int = typer.Option(256, min=1, help="Tasks per chunk (one store run each)."),
     truth: bool = typer.Option(True, help="Check against ground truth where it exists."),
     fresh: bool = typer.Option(False, help="Recompute everything, replacing a stored plan."),
@@ -61,6 +68,7 @@ def plan(
         optimizer=optimizer,
         proxy=proxy,
         max_measurements=max_measurements,
+        margin=margin,
         truth=truth,
         chunk_size=chunk_size,
     )

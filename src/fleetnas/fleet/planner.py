@@ -101,13 +101,16 @@ class PlanConfig:
     """Everything that decides a plan's entries (hashed into :meth:`digest`).
 
     ``optimizer``: name of Approach 2's stored optimizer artifact (default: the newest for the
-    space). ``proxy``: Approach 1's proxy device (default: the proxy pool's choice per device;
-    a fleet device's own ``proxy`` wins). ``max_measurements``: per-entry cap of real
-    measurements. ``reference_designs``: size of the seeded design sample over which relative
-    budgets (``p50``) are percentiles of the predicted latency/energy. ``truth``: attach the
-    ground-truth block where it exists; ``truth_pool``: size of the oracle's reference pool in
-    non-enumerable spaces (:mod:`fleetnas.fleet.ground_truth`). ``chunk_size``: tasks per chunk
-    (one store run each; Approach 2 generates a whole chunk in one batched call).
+    space). ``proxy``: Approach 1's proxy device (default: the proxy pool's choice per device; a
+    fleet device's own ``proxy`` wins). ``max_measurements``: per-entry cap of real
+    measurements. ``margin``: the network alone's safety margin in log-standard deviations of
+    its predicted latency (:func:`fleetnas.l2o.budget.for_budget`; ``benchmarks/l2o_margin.py``
+    measures the violations and regret it trades). ``reference_designs``: size of the seeded
+    design sample over which relative budgets (``p50``) are percentiles of the predicted
+    latency/energy. ``truth``: attach the ground-truth block where it exists; ``truth_pool``:
+    size of the oracle's reference pool in non-enumerable spaces
+    (:mod:`fleetnas.fleet.ground_truth`). ``chunk_size``: tasks per chunk (one store run each;
+    Approach 2 generates a whole chunk in one batched call).
     """
 
     space: str
