@@ -25,3 +25,10 @@ def test_round_trip_dict():
 def test_bad_device_is_rejected(kwargs, message):
     with pytest.raises(InputError, match=message):
         Device(**kwargs)
+
+
+def test_measurer_kind_is_the_spec_before_its_first_colon():
+    assert Device("a", measurer="table:pixel2").measurer_kind == "table"
+    assert Device("b", measurer="agent:http://127.0.0.1:8765").measurer_kind == "agent"
+    assert Device("c", measurer="onnxruntime").measurer_kind == "onnxruntime"
+    assert Device("d").measurer_kind == ""

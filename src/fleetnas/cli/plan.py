@@ -203,7 +203,7 @@ def check(
 def _family_rows(fleet: Fleet) -> list[dict[str, object]]:
     counts: dict[tuple[str, str], list[int]] = {}
     for d in fleet:
-        kind = (d.device.measurer or "none").partition(":")[0]
+        kind = d.device.measurer_kind or "none"
         c = counts.setdefault((d.device.family, kind), [0, 0])
         c[0] += 1
         c[1] += len(d.budgets)

@@ -56,6 +56,11 @@ class Device:
             raise InputError(f"device {self.name!r}: features must be JSON-able ({exc})") from None
 
     @property
+    def measurer_kind(self) -> str:
+        """The kind of :attr:`measurer` (``table``, ``onnxruntime``, ``sim``...; ``""`` if none)."""
+        return (self.measurer or "").partition(":")[0].strip()
+
+    @property
     def fingerprint(self) -> str:
         """Hash of family and features: two records with one fingerprint are the same setting."""
         blob = json.dumps({"family": self.family, "features": self.features}, sort_keys=True)

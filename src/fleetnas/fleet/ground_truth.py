@@ -162,7 +162,7 @@ class GroundTruth:
             e["truth"] = None
             if dev is None or not dev.measurer:
                 continue
-            kind = dev.measurer.partition(":")[0]
+            kind = dev.measurer_kind
             if kind == "sim":
                 sim_rows.append(i)
             elif kind == "table":

@@ -111,8 +111,7 @@ EXCLUSIVE_KINDS = ("onnxruntime", "torch")
 
 def is_exclusive(task: Task) -> bool:
     """Whether ``task`` measures on this machine (run alone, in the driver, after the rest)."""
-    m = task.device.measurer or ""
-    return m.partition(":")[0] in EXCLUSIVE_KINDS
+    return task.device.measurer_kind in EXCLUSIVE_KINDS
 
 
 def _pack(tasks: Sequence[Task], size: int) -> list[list[Task]]:

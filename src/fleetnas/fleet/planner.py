@@ -484,7 +484,7 @@ class FleetPlanner(Planner):
         replayed) and the config asks for it; workers receive it ready."""
         if not self.config.truth or self.truth is not None:
             return
-        kinds = {(t.device.measurer or "").partition(":")[0] for t in tasks}
+        kinds = {t.device.measurer_kind for t in tasks}
         if not kinds & {"sim", "table"}:
             return
         from fleetnas.fleet.ground_truth import GroundTruth

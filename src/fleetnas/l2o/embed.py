@@ -81,7 +81,7 @@ def embed_devices(
         rows, measurers = [], {}
         for i, dev in enumerate(devices):
             m = None
-            if dev.measurer and (measure or _replayed(dev)):
+            if dev.measurer and (measure or dev.measurer_kind == "table"):
                 # one measurer per device: a replay charges each design once per session
                 if dev.name not in measurers:
                     measurers[dev.name] = measurer_for(dev, store)
@@ -105,11 +105,6 @@ def embed_devices(
         probe_rows = np.asarray(rows, dtype=float).reshape(len(devices), -1)
     spec = spec_features(list(devices))
     return Embedding(DeviceSet([d.name for d in devices], probes=probe_rows, spec=spec), spent)
-
-
-def _replayed(device: Device) -> bool:
-    """Whether ``device`` is a replay of a stored table (``table:NAME``)."""
-    return str(device.measurer).split(":", 1)[0] == "table"
 
 
 __all__ = ["STATISTICS", "Embedding", "embed_devices", "stored_values"]
