@@ -58,6 +58,16 @@ def test_bad_policy_is_one_clear_error(policy: str, needle: str) -> None:
         get_space("nb201+q").parse(f"{NB}@{policy}")
 
 
+def test_sub_byte_wa_precisions_where_a_cost_model_knows_them() -> None:
+    sp = compressed("nb201", precisions=("int8", "w6a8", "w4a4"), name="nb201+wa")
+    a = sp.parse(f"{NB}@q=w4a4,int8,w6a8")
+    w, act = sp.bits(a[None, :])
+    assert w.tolist() == [[4, 8, 6]] and act.tolist() == [[4, 8, 8]]
+    assert sp.format(sp.parse(NB)).endswith("@q=int8;w=1")
+    with pytest.raises(InputError, match="unknown precision 'w5a8'"):
+        compressed("nb201", precisions=("fp32", "w5a8"))
+
+
 def test_bad_wrapper_arguments() -> None:
     with pytest.raises(InputError, match="unknown precision 'int3'"):
         compressed("nb201", precisions=("fp32", "int3"))

@@ -2,10 +2,11 @@
 
 :class:`CompressedSpace` wraps a base space that has compression hooks (``compression_blocks``,
 ``block_active``, ``block_layers``, ``torch_blocks``; NB201 and OFA-MobileNetV3 have them) and
-appends, per block, two ordinary categorical decisions: ``q_<block>`` (precision, e.g. fp32 /
-fp16 / int8) and ``w_<block>`` (width ratio: the share of channels kept by pruning). A
-compressed design is therefore an ``n x (D + 2B)`` int array like any other; sampling,
-mutation, encoding, the stores and both approaches need no special case.
+appends, per block, two ordinary categorical decisions: ``q_<block>`` (precision: fp32 / fp16 /
+int8, or ``w<b>a<b>`` weight/activation bits in 4/6/8 where a cost model prices them) and
+``w_<block>`` (width ratio: the share of channels kept by pruning). A compressed design is
+therefore an ``n x (D + 2B)`` int array like any other; sampling, mutation, encoding, the stores
+and both approaches need no special case.
 
 Native string: the base design's string, ``@``, then ``q=<precisions>;w=<ratios>`` with one
 value per block in :meth:`compression_blocks` order, or a single value when every active block
@@ -22,6 +23,7 @@ a runtime which ONNX nodes to quantize (``quantize_static(..., nodes_to_quantize
 from __future__ import annotations
 
 import functools
+import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -40,8 +42,27 @@ if TYPE_CHECKING:
 PRECISIONS = ("fp32", "fp16", "int8")
 #: Width ratios (share of a block's channels kept), in choice order (index 0 = unpruned).
 WIDTHS = (1.0, 0.75, 0.5)
-#: Bits of weights and activations per precision (for cost and accuracy models).
+#: Bits of weights and activations per named precision (for cost and accuracy models).
 PRECISION_BITS = {"fp32": (32, 32), "fp16": (16, 16), "int8": (8, 8)}
+#: Sub-byte / mixed W/A precisions ``w<bits>a<bits>`` accepted besides the named ones, for cost
+#: models that price them (APQ's BitFusion table knows 4, 6 and 8 bits).
+WA_BITS = (4, 6, 8)
+
+
+def precision_bits(name: str) -> tuple[int, int]:
+    """(weight bits, activation bits) of a precision: ``fp32``, ``fp16``, ``int8`` or
+    ``w<b>a<b>`` with bits in 4/6/8 (e.g. ``w4a8``); :class:`InputError` otherwise."""
+    if name in PRECISION_BITS:
+        return PRECISION_BITS[name]
+    m = re.fullmatch(r"w(\d+)a(\d+)", str(name))
+    if m and int(m[1]) in WA_BITS and int(m[2]) in WA_BITS:
+        return int(m[1]), int(m[2])
+    raise InputError(
+        f"unknown precision {name!r}; expected {', '.join(PRECISION_BITS)} or w<b>a<b> with "
+        f"b in {', '.join(map(str, WA_BITS))} (e.g. w4a8)"
+    )
+
+
 HOOKS = ("compression_blocks", "block_active", "block_layers", "torch_blocks")
 
 
@@ -65,12 +86,10 @@ class CompressedSpace(SearchSpace):
                 f"space {base.name!r} cannot be compressed: it lacks {', '.join(missing)}"
             )
         precisions, widths = tuple(precisions), tuple(float(w) for w in widths)
-        unknown = [p for p in precisions if p not in PRECISION_BITS]
-        if unknown or not precisions:
-            raise InputError(
-                f"unknown precision {unknown[0] if unknown else None!r}; expected some of "
-                f"{', '.join(PRECISION_BITS)}"
-            )
+        if not precisions or len(set(precisions)) != len(precisions):
+            raise InputError(f"precisions must be distinct and not empty, got {list(precisions)}")
+        for p in precisions:
+            precision_bits(p)
         if not widths or any(not 0.0 < w <= 1.0 for w in widths):
             raise InputError(f"width ratios must lie in (0, 1], got {list(widths)}")
         self.base = base
@@ -130,7 +149,7 @@ class CompressedSpace(SearchSpace):
     def bits(self, archs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(``n x B`` weight bits, ``n x B`` activation bits) per block."""
         _, prec, _ = self.split(archs)
-        table = np.array([PRECISION_BITS[p] for p in self.precisions], dtype=np.int64)
+        table = np.array([precision_bits(p) for p in self.precisions], dtype=np.int64)
         return table[prec, 0], table[prec, 1]
 
     def width_ratios(self, archs: np.ndarray) -> np.ndarray:
@@ -288,10 +307,7 @@ class CompressedSpace(SearchSpace):
     def onnx_node_prefixes(self, arch: np.ndarray, precision: str = "int8") -> list[str]:
         """Prefixes of the ONNX node names (legacy exporter, ``/<module>/...``) of the blocks
         at ``precision``: pass the matching nodes as ``nodes_to_quantize``."""
-        if precision not in PRECISION_BITS:
-            raise InputError(
-                f"unknown precision {precision!r}; expected one of {', '.join(PRECISION_BITS)}"
-            )
+        precision_bits(precision)
         return [f"/{m}/" for m, p in self.module_precisions(arch).items() if p == precision]
 
     def nodes_at(
