@@ -20,7 +20,9 @@ the same BitFusion latency budget, summed from APQ's published table
 
 Reported per budget and seed: APQ's final best accuracy ``q*``, APQ's time to first reach
 ``q*`` (generous to APQ: not its full run time), fleetnas's time to reach ``q*`` and the ratio,
-plus fleetnas's best within 1 s and 5 s. A cross-check compares APQ's ``predict_lat`` with
+plus fleetnas's best within 1 s and 5 s; the time APQ's loop spends inside our accuracy adapter
+(parsing its specs, the modelled accuracy) is reported and taken out in a second ratio, so the
+adapter does not flatter us. A cross-check compares APQ's ``predict_lat`` with
 ``BitFusionCost`` on 2,000 of APQ's random specs.
 
 Writes ``benchmarks/results/apq.json`` and ``apq.md``. From the repository root:
@@ -127,19 +129,22 @@ class ModelledForAPQ:
     def __init__(self, space: Any, acc: Any) -> None:
         self.space, self.acc = space, acc
         self.t0 = time.perf_counter()
-        self.trace: list[tuple[float, float]] = []
+        self.trace: list[tuple[float, float, float]] = []
         self.best = -np.inf
         self.evaluations = 0
+        self.spent = 0.0
 
     def predict_accuracy(self, specs: list[dict[str, Any]]) -> Any:
         import torch
 
+        t = time.perf_counter()
         archs = np.stack([self.space.parse_dict(s) for s in specs])
         y = self.acc.predict(archs) / 100.0
         self.evaluations += len(specs)
         # APQ adds only the first `mutation_numbers` (= half) of each batch to its population
         self.best = max(self.best, float(y[: len(specs) // 2].max()))
-        self.trace.append((time.perf_counter() - self.t0, self.best * 100.0))
+        self.spent += time.perf_counter() - t
+        self.trace.append((time.perf_counter() - self.t0, self.best * 100.0, self.spent))
         return torch.as_tensor(y)
 
 
@@ -154,7 +159,7 @@ def run_apq(apq: dict[str, Any], space: Any, acc: Any, budget: float, seed: int)
         )
     wall = time.perf_counter() - wrapped.t0
     q = float(best_valids[-1]) * 100.0
-    reach = next(t for t, b in wrapped.trace if b >= q - 1e-9)
+    reach, spent = next((t, a) for t, b, a in wrapped.trace if b >= q - 1e-9)
     arch = space.parse_dict(info[1])
     return {
         "accuracy": q,
@@ -162,6 +167,8 @@ def run_apq(apq: dict[str, Any], space: Any, acc: Any, budget: float, seed: int)
         "design": space.format(arch),
         "wall_s": wall,
         "time_to_best_s": reach,
+        "adapter_s_to_best": spent,
+        "time_to_best_excl_adapter_s": reach - spent,
         "evaluations": wrapped.evaluations,
     }
 
@@ -262,6 +269,7 @@ def main() -> None:
                             "best_at_5s": ours.best_at(5.0),
                         },
                         "ratio_time_to_equal_quality": theirs["time_to_best_s"] / t_ours,
+                        "ratio_excl_adapter": theirs["time_to_best_excl_adapter_s"] / t_ours,
                     }
                 )
                 print(
@@ -284,6 +292,7 @@ def main() -> None:
         "rows": rows,
         "ratio_min": float(np.min(ratios)),
         "ratio_median": float(np.median(ratios)),
+        "ratio_excl_adapter_min": float(min(r["ratio_excl_adapter"] for r in rows)),
     }
     write_results(RESULTS / "apq", res, markdown(res))
 
@@ -304,22 +313,25 @@ def markdown(res: dict[str, Any]) -> str:
         f"APQ {c['apq_predict_lat_us_per_design']:.0f} µs/design, fleetnas "
         f"{c['fleetnas_us_per_design']:.2f} µs/design (batched).",
         "",
-        "| budget (ms) | seed | APQ acc (%) | APQ time to it (s) | APQ run (s) | fleetnas time "
-        "to APQ acc (s) | ratio | fleetnas best @1 s | @5 s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| budget (ms) | seed | APQ acc (%) | APQ time to it (s) | of which our accuracy "
+        "adapter (s) | APQ run (s) | fleetnas time to APQ acc (s) | ratio | ratio without "
+        "adapter | fleetnas best @1 s | @5 s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in res["rows"]:
         a, f = r["apq"], r["fleetnas"]
         lines.append(
             f"| {r['budget']:g} | {r['seed']} | {a['accuracy']:.3f} | {a['time_to_best_s']:.1f} | "
-            f"{a['wall_s']:.1f} | {f['time_to_apq_quality_s']:.3f} | "
-            f"{r['ratio_time_to_equal_quality']:.0f}x | {f['best_at_1s']:.3f} | "
-            f"{f['best_at_5s']:.3f} |"
+            f"{a['adapter_s_to_best']:.1f} | {a['wall_s']:.1f} | "
+            f"{f['time_to_apq_quality_s']:.3f} | {r['ratio_time_to_equal_quality']:.0f}x | "
+            f"{r['ratio_excl_adapter']:.0f}x | {f['best_at_1s']:.3f} | {f['best_at_5s']:.3f} |"
         )
     lines += [
         "",
         f"Time-to-equal-quality ratio (APQ / fleetnas): min {res['ratio_min']:.0f}x, "
-        f"median {res['ratio_median']:.0f}x (target >= 50x). One thread; machine shared "
+        f"median {res['ratio_median']:.0f}x; without the time APQ spends in our accuracy "
+        f"adapter (parsing its specs, the modelled accuracy) min "
+        f"{res['ratio_excl_adapter_min']:.0f}x (target >= 50x). One thread; machine shared "
         f"(load before: {res['environment']['load_before']}).",
     ]
     return "\n".join(lines)
