@@ -147,3 +147,28 @@ def test_command_evaluator(nbq) -> None:
         EvaluatorAccuracy(nbq, f'cmd:{py} -c "pass"').predict(a[:1])
     with pytest.raises(InputError, match="exited with 3"):
         EvaluatorAccuracy(nbq, f'cmd:{py} -c "raise SystemExit(3)"').predict(a[:1])
+
+
+@pytest.mark.parametrize("name", ["ofa_mbv3+q", "apq"])
+def test_json_designs_round_trip_through_the_exchange_format(name, tmp_path) -> None:
+    space = get_space(name)
+    designs = space.format_many(space.sample(4, rng=8))
+    pd.DataFrame(
+        {
+            "space": name,
+            "architecture": designs,
+            "device": "none",
+            "metric": "accuracy",
+            "value": [70.0, 71.0, 72.0, 73.0],
+            "unit": "%",
+        }
+    ).to_csv(tmp_path / "in.csv", index=False)
+    store = InMemoryStore()
+    import_table(store, tmp_path / "in.csv")
+    export_table(store, tmp_path / "out.csv", space=name)
+    back = pd.read_csv(tmp_path / "out.csv")
+    assert sorted(back["architecture"]) == sorted(designs)
+    measured = MeasuredAccuracy.from_store(store, space)
+    np.testing.assert_array_equal(
+        measured.predict(space.parse_many(designs)), [70.0, 71.0, 72.0, 73.0]
+    )
