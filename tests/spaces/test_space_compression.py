@@ -155,3 +155,19 @@ def test_mutation_reaches_compression_decisions() -> None:
     a = np.zeros((200, sp.n_decisions), dtype=np.int64)
     m = sp.mutate(a, rng=0, prob=0.5)
     assert (m[:, 6:] != 0).any(axis=0).all()
+
+
+@pytest.mark.parametrize("name", ["nb201+q", "ofa_mbv3+q"])
+def test_block_macs_equal_the_layers_of_each_block(name: str) -> None:
+    sp = get_space(name)
+    a = sp.sample(12, rng=4)
+    got = sp.block_macs(a)
+    for i, arch in enumerate(a):
+        want = np.zeros(sp.n_blocks + 1)
+        for b, layer in sp.block_layers(arch):
+            want[b if b >= 0 else sp.n_blocks] += layer.macs
+        np.testing.assert_array_equal(got[i], want)
+        assert got[i].sum() == sp.flops(arch[None, :])[0] / 2
+    full = sp.block_macs(a, unpruned=True).sum(axis=1)
+    base = sp.base.flops(sp.split(a)[0]) / 2
+    np.testing.assert_array_equal(full, base)

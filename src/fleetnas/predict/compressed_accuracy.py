@@ -160,13 +160,9 @@ class ModelledAccuracy:
         base = sp.split(a)[0]
         acc = self._base_accuracy(base)
         w_bits, a_bits = sp.bits(a)
-        shares = np.zeros((len(a), sp.n_blocks))
-        ratio = np.ones(len(a))
-        for i, row in enumerate(a):
-            pruned = _block_macs(sp, row, sp.n_blocks)
-            full = _block_macs(sp, sp.join(base[i : i + 1], 0, 0)[0], sp.n_blocks)
-            shares[i] = pruned[:-1] / pruned.sum()
-            ratio[i] = pruned.sum() / full.sum()
+        pruned = sp.block_macs(a)
+        shares = pruned[:, :-1] / pruned.sum(axis=1, keepdims=True)
+        ratio = pruned.sum(axis=1) / sp.block_macs(a, unpruned=True).sum(axis=1)
         drop = self.model.quant_drop(shares, w_bits, a_bits) + self.model.width_drop(ratio)
         return acc - drop
 
@@ -179,14 +175,6 @@ class ModelledAccuracy:
         w_bits = np.concatenate([b[a[:, PW_W]], b[a[:, DW_W]]], axis=1)
         a_bits = np.concatenate([b[a[:, PW_A]], b[a[:, DW_A]]], axis=1)
         return acc - self.model.quant_drop(shares, w_bits, a_bits)
-
-
-def _block_macs(sp: CompressedSpace, arch: np.ndarray, n_blocks: int) -> np.ndarray:
-    """``B + 1`` MACs per block of one design (last entry: the fixed fp32 parts)."""
-    out = np.zeros(n_blocks + 1)
-    for b, layer in sp.block_layers(arch[None, :]):
-        out[b if b >= 0 else n_blocks] += layer.macs
-    return out
 
 
 def _apq_macs(space: APQSpace, a: np.ndarray) -> dict[str, np.ndarray]:

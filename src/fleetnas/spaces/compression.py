@@ -274,6 +274,22 @@ class CompressedSpace(SearchSpace):
     def layers(self, arch: np.ndarray) -> list[Layer]:
         return [layer for _, layer in self.block_layers(arch)]
 
+    def block_macs(self, archs: np.ndarray, unpruned: bool = False) -> np.ndarray:
+        """``n x (B + 1)`` MACs per block, the last column for the fixed fp32 parts; with
+        ``unpruned`` at width 1 everywhere. Vectorized where the base has ``block_macs``."""
+        a = self.check(archs)
+        base, _, width = self.split(a)
+        ratios = np.asarray(self.widths)[width]
+        if unpruned:
+            ratios = np.ones_like(ratios)
+        if hasattr(self.base, "block_macs"):
+            return np.asarray(self.base.block_macs(base, ratios), dtype=float)
+        out = np.zeros((len(a), self.n_blocks + 1))
+        for i in range(len(a)):
+            for b, layer in self.base.block_layers(base[i], widths=list(ratios[i])):
+                out[i, b if b >= 0 else self.n_blocks] += layer.macs
+        return out
+
     def layer_precisions(self, arch: np.ndarray) -> list[str]:
         """Precision of each layer of :meth:`layers` (fixed parts are fp32)."""
         _, prec, _ = self.split(arch)

@@ -163,6 +163,25 @@ class NB201Space(SearchSpace):
             return STAGE_CHANNELS
         return tuple(max(1, round(c * w)) for c, w in zip(STAGE_CHANNELS, widths, strict=True))
 
+    def block_macs(self, archs: np.ndarray, widths: np.ndarray) -> np.ndarray:
+        """``n x 4`` MACs per stage block and (last column) of the fp32 stem and classifier,
+        vectorized; ``widths`` is ``n x 3`` width ratios. Equals summing :meth:`block_layers`."""
+        a = self.check(archs)
+        w = np.asarray(widths, dtype=float).reshape(len(a), len(STAGE_CHANNELS))
+        chans = np.maximum(1, np.rint(np.asarray(STAGE_CHANNELS)[None, :] * w)).astype(np.int64)
+        out = np.zeros((len(a), len(STAGE_CHANNELS) + 1))
+        for s, hw in enumerate(STAGE_HW):
+            c, px = chans[:, s], hw * hw
+            per_op = np.stack([c * px, 0 * c, c * c * px, 9 * c * c * px, 9 * c * px], axis=1)
+            edges = np.take_along_axis(per_op, a, axis=1).sum(axis=1)
+            out[:, s] = N_CELLS * (edges + 3 * c * px)
+            if s:
+                ci = chans[:, s - 1]
+                out[:, s] += 9 * ci * c * px + 9 * c * c * px + 4 * ci * px + ci * c * px + c * px
+        last = chans[:, -1]
+        out[:, -1] = 27 * chans[:, 0] * STAGE_HW[0] ** 2 + last * STAGE_HW[-1] ** 2 + last * 10
+        return out
+
     def block_layers(
         self, arch: np.ndarray, widths: Sequence[float] | None = None
     ) -> list[tuple[int, Layer]]:

@@ -319,6 +319,25 @@ class OFAMobileNetV3Space(SearchSpace):
     def block_active(self, archs: np.ndarray) -> np.ndarray:
         return self.active_layers(archs)
 
+    def block_macs(self, archs: np.ndarray, widths: np.ndarray) -> np.ndarray:
+        """``n x 21`` MACs per layer block (0 when inactive) and (last column) of the fixed
+        parts, vectorized; ``widths`` is ``n x 20`` width ratios of the middle channels."""
+        a = self.canonicalize(self.check(archs))
+        w = np.asarray(widths, dtype=float).reshape(len(a), N_LAYERS)
+        values = tuple(float(v) for v in np.unique(w))
+        table = _width_macs_table(self.width_mult, values)
+        fixed, _ = _cost_tables(self.width_mult, "macs")
+        r = a[:, R_COL]
+        per = table[
+            r[:, None],
+            np.arange(N_LAYERS)[None, :],
+            a[:, KS_COLS],
+            a[:, E_COLS],
+            np.searchsorted(np.asarray(values), w),
+        ]
+        per = np.where(self.active_layers(a), per, 0)
+        return np.concatenate([per, fixed[r][:, None]], axis=1).astype(float)
+
     def block_layers(
         self, arch: np.ndarray, widths: Sequence[float] | None = None
     ) -> list[tuple[int, Layer]]:
@@ -417,6 +436,21 @@ def _cost_tables(width_mult: float, attr: str) -> tuple[np.ndarray, np.ndarray]:
                         getattr(x, attr) for x in space._block_layers(*io, k, e)
                     )
     return fixed, table
+
+
+@functools.cache
+def _width_macs_table(width_mult: float, widths: tuple[float, ...]) -> np.ndarray:
+    """``25 x 20 x 3 x 3 x W`` MACs of one layer per (resolution, layer, k, e, width ratio)."""
+    space = OFAMobileNetV3Space(width_mult)
+    table = np.zeros((len(RESOLUTIONS), N_LAYERS, len(KS), len(EXPANDS), len(widths)))
+    for ri, r in enumerate(RESOLUTIONS):
+        for j, io in enumerate(space._stage_io(r)):
+            for ki, k in enumerate(KS):
+                for ei, e in enumerate(EXPANDS):
+                    for wi, w in enumerate(widths):
+                        layers = space._block_layers(*io, k, e, w)
+                        table[ri, j, ki, ei, wi] = sum(x.macs for x in layers)
+    return table
 
 
 SPACES.add("ofa_mbv3", OFAMobileNetV3Space)
