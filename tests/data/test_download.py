@@ -85,7 +85,7 @@ def mirror(tmp_path: Path, data_dir: Path):
 
 
 def test_manifest_matches_the_shared_copies(data_dir: Path):
-    assert len(FILES) == 105
+    assert len(FILES) == 106
     assert verify(data_dir) == {}
 
 
@@ -98,6 +98,10 @@ def test_upstream_urls_are_pinned():
     assert get_file(BIG).url().endswith("b307ae5fe6e8d7043cd4fe7d1c3532288271adb7/nats_bench.csv")
     han = "han-cai/files/a7c9bcd525e17404968bc55aa43772bf7e51909e/"
     assert get_file(YAML).url().endswith(han + "proxylessnas/mobile_trim.yaml")
+    assert get_file("apq/BitFusion_new.b1.dict").url() == (
+        "https://raw.githubusercontent.com/mit-han-lab/apq/"
+        "428190a6198a522ca8af8e1b509657eb5688b2b0/lut/BitFusion_new.b1.dict"
+    )
 
 
 def test_download_verifies_and_caches(mirror: _Server, tmp_path: Path, data_dir: Path):

@@ -57,8 +57,16 @@ def show(
     }
     if sp.has_network:
         info["layers"] = len(sp.layers(arch))
+    policy = sp.policy(arch) if hasattr(sp, "policy") else None
+    if policy is not None:
+        info["compression"] = policy
     if as_json:
         print_json(info)
         return
-    print_table([{"key": k, "value": v} for k, v in info.items() if k != "choices"])
+    skip = ("choices", "compression")
+    print_table([{"key": k, "value": v} for k, v in info.items() if k not in skip])
+    if policy is not None:
+        rows = [{"block": b, **p} for b, p in policy.items()]
+        print_table(rows, title="compression policy")
+        return
     print_table([{"decision": k, "choice": v} for k, v in info["choices"].items()])

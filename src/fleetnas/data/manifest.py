@@ -50,6 +50,14 @@ SOURCES: tuple[Source, ...] = (
         "see upstream (derived from NATS-Bench, MIT)",
     ),
     Source(
+        "apq",
+        "mit-han-lab/apq",
+        "428190a6198a522ca8af8e1b509657eb5688b2b0",
+        "apq/",
+        "lut/",
+        "BSD-3-Clause",
+    ),
+    Source(
         "han-cai",
         "han-cai/files",
         "a7c9bcd525e17404968bc55aa43772bf7e51909e",
@@ -102,6 +110,11 @@ def _f(path: str, sha256: str, size: int) -> DataFile:
 
 
 FILES: tuple[DataFile, ...] = (
+    _f(
+        "apq/BitFusion_new.b1.dict",
+        "8997e0a55466356a1ba141bbc22d84a55c605d6514db684bd0a02cd831be81e2",
+        600812,
+    ),
     _f(
         "help/fbnet/arch.pt",
         "ba5e1e45bb4134afd07b44ae8e69bf2576051935682368fd9c51cbde059c7fdc",

@@ -6,6 +6,7 @@
 - :class:`OFAAccuracyPredictor`: Once-for-All's released accuracy predictor.
 - :class:`OFALatencyLUT`, :class:`ProxylessLatencyLUT`: per-operator latency tables (Note10,
   Pixel 1), the paper's proxy-device predictor.
+- :class:`BitFusionCost`: APQ designs' latency or energy on BitFusion from APQ's table.
 - :class:`DeviceAwarePredictor`: ``Latency(x; d)`` trained across a fleet; a new device is
   described by its values on ``K`` probe designs (and/or catalog spec features).
 - :mod:`fleetnas.predict.metrics`: Spearman, Kendall, MAPE, share within ±5 % / ±10 %.
@@ -26,6 +27,7 @@ from fleetnas.predict.base import (
     fingerprint,
     predictor_classes,
 )
+from fleetnas.predict.bitfusion import BitFusionCost, bitfusion_device
 from fleetnas.predict.device_aware import DeviceAwarePredictor
 from fleetnas.predict.gbt import GBTEnsemble
 from fleetnas.predict.lookup import TableLookup
@@ -52,6 +54,7 @@ for _cls in (
     OFALatencyLUT,
     ProxylessLatencyLUT,
     DeviceAwarePredictor,
+    BitFusionCost,
 ):
     PREDICTORS.add(_cls.name, _cls)
 
@@ -69,6 +72,7 @@ def load_predictor(store: Any, name: str, space: SearchSpace | str | None = None
 __all__ = [
     "ARTIFACT_KIND",
     "PREDICTORS",
+    "BitFusionCost",
     "DeviceAwarePredictor",
     "DevicePredictor",
     "EnsembleMixin",
@@ -80,6 +84,7 @@ __all__ = [
     "Predictor",
     "ProxylessLatencyLUT",
     "TableLookup",
+    "bitfusion_device",
     "fingerprint",
     "get_predictor",
     "kendall",

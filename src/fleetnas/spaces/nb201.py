@@ -78,8 +78,8 @@ def _reduction_layers(c_in: int, c: int, hw_in: int, hw: int) -> list[Layer]:
     ]
 
 
-def _head_layers(num_classes: int) -> list[Layer]:
-    c, hw = STAGE_CHANNELS[-1], STAGE_HW[-1]
+def _head_layers(num_classes: int, channels: int = STAGE_CHANNELS[-1]) -> list[Layer]:
+    c, hw = channels, STAGE_HW[-1]
     return [Layer("pool", c, c, hw, 1, kernel=hw), Layer("fc", c, num_classes, 1, 1)]
 
 
@@ -144,14 +144,57 @@ class NB201Space(SearchSpace):
 
     # ---- cost --------------------------------------------------------------------------
     def layers(self, arch: np.ndarray) -> list[Layer]:
-        ops = [OPS[i] for i in self.check(arch)[0]]
-        out = [Layer("conv", 3, STAGE_CHANNELS[0], 32, 32, kernel=3)]
-        for s, (c, hw) in enumerate(zip(STAGE_CHANNELS, STAGE_HW, strict=True)):
+        return [layer for _, layer in self.block_layers(arch)]
+
+    # ---- compression hooks (fleetnas.spaces.compression) -------------------------------
+    def compression_blocks(self) -> tuple[str, ...]:
+        """The blocks a compression policy sets: one per stage (its cells and the reduction
+        block that enters it). The stem convolution and the classifier stay fp32 and follow
+        the widths of the first and last stage."""
+        return tuple(f"stage{s}" for s in range(len(STAGE_CHANNELS)))
+
+    def block_active(self, archs: np.ndarray) -> np.ndarray:
+        """``n x 3`` bool: every stage always runs."""
+        return np.ones((self.check(archs).shape[0], len(STAGE_CHANNELS)), dtype=bool)
+
+    def stage_channels(self, widths: Sequence[float] | None = None) -> tuple[int, ...]:
+        """Channels per stage after channel pruning by ``widths`` (ratio per stage)."""
+        if widths is None:
+            return STAGE_CHANNELS
+        return tuple(max(1, round(c * w)) for c, w in zip(STAGE_CHANNELS, widths, strict=True))
+
+    def block_macs(self, archs: np.ndarray, widths: np.ndarray) -> np.ndarray:
+        """``n x 4`` MACs per stage block and (last column) of the fp32 stem and classifier,
+        vectorized; ``widths`` is ``n x 3`` width ratios. Equals summing :meth:`block_layers`."""
+        a = self.check(archs)
+        w = np.asarray(widths, dtype=float).reshape(len(a), len(STAGE_CHANNELS))
+        chans = np.maximum(1, np.rint(np.asarray(STAGE_CHANNELS)[None, :] * w)).astype(np.int64)
+        out = np.zeros((len(a), len(STAGE_CHANNELS) + 1))
+        for s, hw in enumerate(STAGE_HW):
+            c, px = chans[:, s], hw * hw
+            per_op = np.stack([c * px, 0 * c, c * c * px, 9 * c * c * px, 9 * c * px], axis=1)
+            edges = np.take_along_axis(per_op, a, axis=1).sum(axis=1)
+            out[:, s] = N_CELLS * (edges + 3 * c * px)
             if s:
-                out += _reduction_layers(STAGE_CHANNELS[s - 1], c, STAGE_HW[s - 1], hw)
+                ci = chans[:, s - 1]
+                out[:, s] += 9 * ci * c * px + 9 * c * c * px + 4 * ci * px + ci * c * px + c * px
+        last = chans[:, -1]
+        out[:, -1] = 27 * chans[:, 0] * STAGE_HW[0] ** 2 + last * STAGE_HW[-1] ** 2 + last * 10
+        return out
+
+    def block_layers(
+        self, arch: np.ndarray, widths: Sequence[float] | None = None
+    ) -> list[tuple[int, Layer]]:
+        """(block index, layer) of one design; block -1 for the fp32 stem and classifier."""
+        ops = [OPS[i] for i in self.check(arch)[0]]
+        chans = self.stage_channels(widths)
+        out = [(-1, Layer("conv", 3, chans[0], 32, 32, kernel=3))]
+        for s, (c, hw) in enumerate(zip(chans, STAGE_HW, strict=True)):
+            if s:
+                out += [(s, x) for x in _reduction_layers(chans[s - 1], c, STAGE_HW[s - 1], hw)]
             for _ in range(N_CELLS):
-                out += _cell_layers(ops, c, hw)
-        return out + _head_layers(NUM_CLASSES)
+                out += [(s, x) for x in _cell_layers(ops, c, hw)]
+        return out + [(-1, x) for x in _head_layers(NUM_CLASSES, chans[-1])]
 
     def flops(self, archs: np.ndarray) -> np.ndarray:
         """``n`` FLOPs (2 x MACs of :meth:`layers`) from per-operation tables, vectorized."""
@@ -193,9 +236,24 @@ class NB201Space(SearchSpace):
         """The CIFAR macro network of NAS-Bench-201 with random weights (logits output)."""
         from torch import nn
 
+        return nn.Sequential(*[m for _, _, m in self.torch_blocks(arch, num_classes)])
+
+    def torch_blocks(
+        self,
+        arch: np.ndarray,
+        num_classes: int | None = None,
+        widths: Sequence[float] | None = None,
+    ) -> list[tuple[str, int, torch.nn.Module]]:
+        """(name, block index, module) of the network in order; block -1 for stem and head.
+
+        Names are ``stem``, ``s<stage>_red``, ``s<stage>_c<cell>`` and ``head``.
+        """
+        from torch import nn
+
         from fleetnas.spaces import _torch_blocks as tb
 
         ops = [OPS[i] for i in self.check(arch)[0]]
+        chans = self.stage_channels(widths)
 
         def op_module(op: str, c: int) -> nn.Module:
             if op == "none":
@@ -206,22 +264,23 @@ class NB201Space(SearchSpace):
                 return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
             return tb.conv_bn(c, c, 1 if op == "nor_conv_1x1" else 3, pre_act="relu")
 
-        blocks: list[nn.Module] = [tb.conv_bn(3, STAGE_CHANNELS[0], 3)]
-        for s, c in enumerate(STAGE_CHANNELS):
+        blocks: list[tuple[str, int, nn.Module]] = [("stem", -1, tb.conv_bn(3, chans[0], 3))]
+        for s, c in enumerate(chans):
             if s:
-                c_in = STAGE_CHANNELS[s - 1]
+                c_in = chans[s - 1]
                 body = nn.Sequential(
                     tb.conv_bn(c_in, c, 3, stride=2, pre_act="relu"),
                     tb.conv_bn(c, c, 3, pre_act="relu"),
                 )
                 shortcut = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(c_in, c, 1, bias=False))
-                blocks.append(tb.Residual(body, shortcut))
-            for _ in range(N_CELLS):
-                blocks.append(tb.DagCell(EDGES, [op_module(op, c) for op in ops]))
-        c = STAGE_CHANNELS[-1]
+                blocks.append((f"s{s}_red", s, tb.Residual(body, shortcut)))
+            for i in range(N_CELLS):
+                cell = tb.DagCell(EDGES, [op_module(op, c) for op in ops])
+                blocks.append((f"s{s}_c{i}", s, cell))
+        c = chans[-1]
         pre = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
-        blocks.append(tb.ClassifierHead(pre, c, num_classes or NUM_CLASSES))
-        return nn.Sequential(*blocks)
+        blocks.append(("head", -1, tb.ClassifierHead(pre, c, num_classes or NUM_CLASSES)))
+        return blocks
 
 
 @functools.cache

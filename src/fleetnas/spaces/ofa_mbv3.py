@@ -29,7 +29,7 @@ import ast
 import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -68,6 +68,12 @@ def make_divisible(v: float, divisor: int = 8) -> int:
     """Round ``v`` to a multiple of ``divisor``, never more than 10 % below ``v`` (as OFA does)."""
     new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
     return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+def middle_width(c_in: int, expand: int, width: float = 1.0) -> int:
+    """Expanded channels of an MBConv layer, pruned to ``width`` of OFA's (multiple of 8)."""
+    mid = make_divisible(round(c_in * expand))
+    return mid if width == 1.0 else make_divisible(mid * width)
 
 
 def _conv_out(hw: int, stride: int) -> int:
@@ -139,12 +145,21 @@ class OFAMobileNetV3Space(SearchSpace):
 
         probs = super().relax_encode(probs)
         n = probs.shape[0]
-        pd = probs[:, 6 * N_LAYERS : 6 * N_LAYERS + 3 * N_STAGES].reshape(n, N_STAGES, 3)
-        one = torch.ones_like(pd[:, :, 0])
-        active = torch.stack([one, one, pd[:, :, 1] + pd[:, :, 2], pd[:, :, 2]], dim=2)
+        active = self.relaxed_block_active(probs)
         blocks = probs[:, : 6 * N_LAYERS].reshape(n, 2, N_LAYERS, 3)
         blocks = blocks * active.reshape(n, 1, N_LAYERS, 1)
         return torch.cat([blocks.reshape(n, 6 * N_LAYERS), probs[:, 6 * N_LAYERS :]], dim=1)
+
+    def relaxed_block_active(self, probs: torch.Tensor) -> torch.Tensor:
+        """``n x 20`` P(layer active) of relaxed designs (``n x F`` probabilities)."""
+        import torch
+
+        n = probs.shape[0]
+        pd = probs[:, 6 * N_LAYERS : 6 * N_LAYERS + 3 * N_STAGES].reshape(n, N_STAGES, 3)
+        one = torch.ones_like(pd[:, :, 0])
+        return torch.stack([one, one, pd[:, :, 1] + pd[:, :, 2], pd[:, :, 2]], dim=2).reshape(
+            n, N_LAYERS
+        )
 
     # ---- strings -----------------------------------------------------------------------
     def parse(self, text: str) -> np.ndarray:
@@ -249,8 +264,10 @@ class OFAMobileNetV3Space(SearchSpace):
             c_in = c
         return out
 
-    def _block_layers(self, c_in: int, c: int, stride: int, hw: int, stage: int, k: int, e: int):
-        mid = make_divisible(round(c_in * e))
+    def _block_layers(
+        self, c_in: int, c: int, stride: int, hw: int, stage: int, k: int, e: int, w: float = 1.0
+    ) -> list[Layer]:
+        mid = middle_width(c_in, e, w)
         hw_out = _conv_out(hw, stride)
         out = [
             Layer("pwconv", c_in, mid, hw, hw),
@@ -290,14 +307,51 @@ class OFAMobileNetV3Space(SearchSpace):
         ]
 
     def layers(self, arch: np.ndarray) -> list[Layer]:
+        return [layer for _, layer in self.block_layers(arch)]
+
+    # ---- compression hooks (fleetnas.spaces.compression) -------------------------------
+    def compression_blocks(self) -> tuple[str, ...]:
+        """The blocks a compression policy sets: the 20 MBConv layers ``L0..L19`` (their width
+        ratio prunes the middle, expanded channels). The stem, the first block and the head
+        stay fp32 at full width."""
+        return tuple(f"L{j}" for j in range(N_LAYERS))
+
+    def block_active(self, archs: np.ndarray) -> np.ndarray:
+        return self.active_layers(archs)
+
+    def block_macs(self, archs: np.ndarray, widths: np.ndarray) -> np.ndarray:
+        """``n x 21`` MACs per layer block (0 when inactive) and (last column) of the fixed
+        parts, vectorized; ``widths`` is ``n x 20`` width ratios of the middle channels."""
+        a = self.canonicalize(self.check(archs))
+        w = np.asarray(widths, dtype=float).reshape(len(a), N_LAYERS)
+        values = tuple(float(v) for v in np.unique(w))
+        table = _width_macs_table(self.width_mult, values)
+        fixed, _ = _cost_tables(self.width_mult, "macs")
+        r = a[:, R_COL]
+        per = table[
+            r[:, None],
+            np.arange(N_LAYERS)[None, :],
+            a[:, KS_COLS],
+            a[:, E_COLS],
+            np.searchsorted(np.asarray(values), w),
+        ]
+        per = np.where(self.active_layers(a), per, 0)
+        return np.concatenate([per, fixed[r][:, None]], axis=1).astype(float)
+
+    def block_layers(
+        self, arch: np.ndarray, widths: Sequence[float] | None = None
+    ) -> list[tuple[int, Layer]]:
+        """(block index, layer) of one design; block -1 for the fixed stem and head."""
         a = self.canonicalize(self.check(arch))[0]
         r = RESOLUTIONS[a[R_COL]]
         active = self.active_layers(a)[0]
-        out = self._fixed_layers(r, head=False)
+        ws = [1.0] * N_LAYERS if widths is None else list(widths)
+        out = [(-1, x) for x in self._fixed_layers(r, head=False)]
         for j, io in enumerate(self._stage_io(r)):
             if active[j]:
-                out += self._block_layers(*io, KS[a[j]], EXPANDS[a[N_LAYERS + j]])
-        return out + self._fixed_layers(r, head=True)
+                k, e = KS[a[j]], EXPANDS[a[N_LAYERS + j]]
+                out += [(j, x) for x in self._block_layers(*io, k, e, ws[j])]
+        return out + [(-1, x) for x in self._fixed_layers(r, head=True)]
 
     def _cost(self, archs: np.ndarray, attr: str) -> np.ndarray:
         a = self.check(archs)
@@ -322,35 +376,48 @@ class OFAMobileNetV3Space(SearchSpace):
         """The OFA subnet as a plain MobileNetV3 with random weights (logits output)."""
         from torch import nn
 
+        return nn.Sequential(*[m for _, _, m in self.torch_blocks(arch, num_classes)])
+
+    def torch_blocks(
+        self,
+        arch: np.ndarray,
+        num_classes: int | None = None,
+        widths: Sequence[float] | None = None,
+    ) -> list[tuple[str, int, torch.nn.Module]]:
+        """(name, block index, module) in order: ``stem``, ``first``, ``L<j>`` per active
+        layer, ``head``; block -1 for the fixed parts."""
+        from torch import nn
+
         from fleetnas.spaces import _torch_blocks as tb
 
         a = self.canonicalize(self.check(arch))[0]
         active = self.active_layers(a)[0]
+        ws = [1.0] * N_LAYERS if widths is None else list(widths)
         c0, c1 = self.first_width, self.block0_width
         first_block = nn.Sequential(
             tb.conv_bn(c0, c0, 3, groups=c0, act="relu"), tb.conv_bn(c0, c1, 1)
         )
-        mods: list[nn.Module] = [
-            tb.conv_bn(3, c0, 3, stride=2, act="hswish"),
-            tb.Residual(first_block) if c0 == c1 else first_block,
+        mods: list[tuple[str, int, nn.Module]] = [
+            ("stem", -1, tb.conv_bn(3, c0, 3, stride=2, act="hswish")),
+            ("first", -1, tb.Residual(first_block) if c0 == c1 else first_block),
         ]
         for j, (c_in, c, stride, _, s) in enumerate(self._stage_io(RESOLUTIONS[a[R_COL]])):
             if not active[j]:
                 continue
             k, e, act = KS[a[j]], EXPANDS[a[N_LAYERS + j]], ACTS[s]
-            mid = make_divisible(round(c_in * e))
+            mid = middle_width(c_in, e, ws[j])
             body = nn.Sequential(
                 tb.conv_bn(c_in, mid, 1, act=act),
                 tb.conv_bn(mid, mid, k, stride, groups=mid, act=act),
                 *([tb.SqueezeExcite(mid, make_divisible(mid // 4))] if USE_SE[s] else []),
                 tb.conv_bn(mid, c, 1),
             )
-            mods.append(tb.Residual(body) if stride == 1 and c_in == c else body)
+            mods.append((f"L{j}", j, tb.Residual(body) if stride == 1 and c_in == c else body))
         cf, cl = self.final_expand_width, self.last_width
         pre = tb.conv_bn(self.stage_widths[-1], cf, 1, act="hswish")
         mix = tb.conv_bn(cf, cl, 1, act="hswish", bn=False)
-        mods.append(tb.ClassifierHead(pre, cl, num_classes or NUM_CLASSES, mix=mix))
-        return nn.Sequential(*mods)
+        head = tb.ClassifierHead(pre, cl, num_classes or NUM_CLASSES, mix=mix)
+        return [*mods, ("head", -1, head)]
 
 
 @functools.cache
@@ -369,6 +436,21 @@ def _cost_tables(width_mult: float, attr: str) -> tuple[np.ndarray, np.ndarray]:
                         getattr(x, attr) for x in space._block_layers(*io, k, e)
                     )
     return fixed, table
+
+
+@functools.cache
+def _width_macs_table(width_mult: float, widths: tuple[float, ...]) -> np.ndarray:
+    """``25 x 20 x 3 x 3 x W`` MACs of one layer per (resolution, layer, k, e, width ratio)."""
+    space = OFAMobileNetV3Space(width_mult)
+    table = np.zeros((len(RESOLUTIONS), N_LAYERS, len(KS), len(EXPANDS), len(widths)))
+    for ri, r in enumerate(RESOLUTIONS):
+        for j, io in enumerate(space._stage_io(r)):
+            for ki, k in enumerate(KS):
+                for ei, e in enumerate(EXPANDS):
+                    for wi, w in enumerate(widths):
+                        layers = space._block_layers(*io, k, e, w)
+                        table[ri, j, ki, ei, wi] = sum(x.macs for x in layers)
+    return table
 
 
 SPACES.add("ofa_mbv3", OFAMobileNetV3Space)
