@@ -189,6 +189,9 @@ def _write_chunk(
 
     cfg = {"plan": name, "chunk": out.chunk, "entries": len(out.entries), "config": digest}
     cfg["worker"] = out.worker
+    idents = {m["identity"]: m["identity_fields"] for m in out.measurements if m.get("identity")}
+    if idents:
+        cfg["identities"] = idents
     with store.run(RUN_KIND, cfg) as run:
         measured = dict.fromkeys(m["device"] for m in out.measurements)
         for dev in measured:
@@ -208,6 +211,7 @@ def _write_chunk(
                     n=np.asarray(m["n"]),
                     method=m["method"],
                     is_estimate=m["is_estimate"],
+                    identity=m.get("identity"),
                 )
             )
         for e in out.entries:

@@ -51,6 +51,8 @@ def capture_writes(measurer: Measurer, sink: list[dict[str, Any]]) -> Measurer:
                         "archs": texts,
                         "values": np.asarray(arr, dtype=float).tolist(),
                         "n": np.asarray(n).tolist(),
+                        "identity": measurer.identity_key,
+                        "identity_fields": measurer.identity(),
                     }
                 )
         return None
