@@ -41,3 +41,49 @@ def test_same_names_from_another_sim_seed_never_reuse_the_first_fleets_values(he
     assert all(e["status"] == "failed" for e in two["devices"])
     assert all("another setting" in e["reason"] for e in two["devices"])
     assert all(e["design"] is None and e["measurements"] == 0 for e in two["devices"])
+
+
+def _by_key(plan: dict, *fields: str) -> dict:
+    return {e["key"]: tuple(e.get(f) for f in fields) for e in plan["devices"]}
+
+
+def test_fresh_on_a_store_with_earlier_values_equals_a_clean_store(help_db):
+    fleet = Fleet("sims", sim_devices(3, seed=2), source="test")
+    config = PlanConfig(space="nb201", approach="auto", chunk_size=64)
+    with open_store(help_db) as store:
+        clean = plan_fleet(fleet, config, store, name="clean").plan
+        again = plan_fleet(fleet, config, store, name="again").plan
+        fresh = plan_fleet(fleet, config, store, name="clean", fresh=True).plan
+    fields = ("design", "measurements", "measurements_new", "measurements_reused")
+    assert all(e["measurements_reused"] == 0 for e in clean["devices"])
+    assert all(e["measurements_new"] == e["measurements"] for e in clean["devices"])
+    assert sum(e["measurements_reused"] for e in again["devices"]) > 0
+    assert again["summary"]["measurements"] < clean["summary"]["measurements"]
+    assert _by_key(fresh, *fields) == _by_key(clean, *fields)
+
+
+def test_a_format_1_plan_is_read_with_infeasible_entries_sealed(tmp_path):
+    import json
+
+    from fleetnas.fleet import read_plan
+
+    old = {
+        "format": "fleetnas-plan/1",
+        "devices": [
+            {"device": "a", "method": "proxy", "status": "infeasible", "design": "x",
+             "measured": {"latency_ms": 4.0, "energy_mj": None}, "truth": None},
+            {"device": "b", "method": "l2o", "status": "infeasible", "design": "y",
+             "predicted": {"latency_ms": 3.0}, "measured": None},
+            {"device": "c", "method": "proxy", "status": "ok", "design": "z",
+             "measured": {"latency_ms": 1.0}},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    doc = read_plan(path)
+    a, b, c = doc["devices"]
+    assert doc["format"] == "fleetnas-plan/2"
+    assert a["design"] is None and a["measured"] is None
+    assert a["fastest_measured"] == {"design": "x", "latency_ms": 4.0, "energy_mj": None}
+    assert b["design"] is None and b["closest_proposal"]["design"] == "y"
+    assert c["design"] == "z" and "fastest_measured" not in c

@@ -33,9 +33,12 @@ from fleetnas.fileio import atomic_write_text
 from fleetnas.fleet.executors import Executor, SerialExecutor
 from fleetnas.fleet.fleetfile import Fleet
 from fleetnas.fleet.planner import ChunkOutput, PlanConfig, Planner, Task, fleet_tasks
+from fleetnas.fleet.tasks import seal_infeasible
 from fleetnas.store import Artifact, MeasurementBatch, Store
 
-FORMAT = "fleetnas-plan/1"
+FORMAT = "fleetnas-plan/2"
+#: Earlier formats :func:`read_plan` still reads (upgraded on read: :func:`seal_infeasible`).
+OLD_FORMATS = ("fleetnas-plan/1",)
 #: Artifact kind of a plan's header (config, fleet, digest) in the store.
 HEADER_KIND = "plan"
 #: Run kind of each chunk's write.
@@ -241,6 +244,11 @@ def plan_fleet(
     name = name or default_plan_name(fleet, config)
     old = _check_header(store, name, config, fresh)
     tasks = fleet_tasks(fleet)
+    if not tasks:
+        raise InputError(
+            f"fleet {fleet.name!r} has no (device, budget) pairs: nothing to plan; give it "
+            "devices with budgets"
+        )
     header = _header(name, fleet, config)
     if old is not None and not fresh:
         header["created"] = old.get("created", header["created"])
@@ -279,7 +287,7 @@ def plan_fleet(
             if planner is None:
                 from fleetnas.fleet.planner import make_planner
 
-                planner = make_planner(config, store)
+                planner = make_planner(config, store, reuse=not fresh)
             if planner.config != config:
                 raise InputError("the planner was built for another plan config")
             planner.prepare([t for _, part in chunks for t in part])
@@ -332,7 +340,7 @@ def assemble_plan(
         if e is None or e.get("task_fingerprint") != t.fingerprint:
             missing += 1
             continue
-        entries.append(e)
+        entries.append(seal_infeasible(e))
     summary = summarize(entries, wall_s)
     summary["missing"] = missing
     return {
@@ -350,14 +358,15 @@ def assemble_plan(
 
 
 def _violation(e: dict[str, Any]) -> bool:
-    """Known violation: the true value (where known) or the measured one exceeds the budget."""
+    """Known violation of a deployable (``ok``) entry: the true value (where known) or the
+    measured one exceeds the budget. Infeasible and failed entries deploy nothing."""
+    if e.get("status") != "ok":
+        return False
     t = e.get("truth") or {}
     if t.get("violation"):
         return True
     m = e.get("measured") or {}
     b = e.get("budget") or {}
-    if e.get("status") != "ok":
-        return False
     for mk, bk in (("latency_ms", "latency_ms"), ("energy_mj", "energy_mj")):
         if m.get(mk) is not None and b.get(bk) is not None and m[mk] > b[bk]:
             return True
@@ -421,6 +430,28 @@ def summarize(entries: Sequence[dict[str, Any]], wall_s: float | None = None) ->
     }
 
 
+def not_ok_line(entries: Sequence[dict[str, Any]], shown: int = 2) -> str | None:
+    """One line saying how many entries are not ``ok`` and why (the most common reasons
+    first), or ``None`` when every entry is ``ok``: what ``fleetnas plan`` prints before it
+    exits with code 3."""
+    bad = [e for e in entries if e.get("status") != "ok"]
+    if not bad:
+        return None
+    parts = []
+    for st in ("failed", "infeasible"):
+        es = [e for e in bad if e.get("status") == st]
+        if not es:
+            continue
+        reasons: dict[str, int] = defaultdict(int)
+        for e in es:
+            reasons[str(e.get("reason") or "no reason given")] += 1
+        top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        why = "; ".join(f"{n}x {r[:160]}" for r, n in top[:shown])
+        more = f"; {len(top) - shown} other reasons" if len(top) > shown else ""
+        parts.append(f"{len(es)} {st} ({why}{more})")
+    return f"{len(bad)} of {len(entries)} entries are not ok: " + ", ".join(parts)
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -443,8 +474,13 @@ def read_plan(path: str | os.PathLike[str]) -> dict[str, Any]:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputError(f"plan file {path}: cannot be read as JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    if not isinstance(doc, dict) or doc.get("format") not in (FORMAT, *OLD_FORMATS):
         raise InputError(f"plan file {path}: not a {FORMAT} document")
+    if doc["format"] != FORMAT:
+        for e in doc.get("devices") or []:
+            if isinstance(e, dict):
+                seal_infeasible(e)
+        doc["format"] = FORMAT
     return doc
 
 
@@ -456,6 +492,7 @@ __all__ = [
     "chunk_tasks",
     "default_plan_name",
     "is_exclusive",
+    "not_ok_line",
     "plan_fleet",
     "read_plan",
     "summarize",
