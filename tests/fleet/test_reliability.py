@@ -87,3 +87,58 @@ def test_a_format_1_plan_is_read_with_infeasible_entries_sealed(tmp_path):
     assert a["fastest_measured"] == {"design": "x", "latency_ms": 4.0, "energy_mj": None}
     assert b["design"] is None and b["closest_proposal"]["design"] == "y"
     assert c["design"] == "z" and "fastest_measured" not in c
+
+
+def test_two_concurrent_runs_of_one_plan_compute_each_chunk_once(help_db):
+    import threading
+
+    fleet = Fleet("sims", sim_devices(3, seed=3), source="test")
+    config = PlanConfig(space="nb201", approach="proxy", chunk_size=2)
+    results: dict = {}
+
+    def go(tag: str) -> None:
+        with open_store(help_db) as store:
+            results[tag] = plan_fleet(fleet, config, store, name="both")
+
+    threads = [threading.Thread(target=go, args=(tag,)) for tag in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    a, b = results["a"], results["b"]
+    assert a.computed + b.computed == fleet.n_tasks == 6
+    fields = ("design", "status", "measurements", "run")
+    assert _by_key(a.plan, *fields) == _by_key(b.plan, *fields)
+    with open_store(help_db) as store:
+        chunks = [
+            r.config["chunk"]
+            for r in store.list_runs("plan")
+            if r.config.get("plan") == "both" and "chunk" in r.config
+        ]
+    assert sorted(chunks) == [0, 1, 2]
+
+
+def test_a_lease_left_by_a_dead_process_is_taken_over(help_db):
+    import subprocess
+    import sys
+
+    from fleetnas.fleet import fleet_tasks
+    from fleetnas.fleet.lease import LEASE_KIND, holders, lease_key
+    from fleetnas.fleet.plan import chunk_tasks
+
+    fleet = Fleet("sims", sim_devices(1, seed=4), source="test")
+    config = PlanConfig(space="nb201", approach="proxy")
+    ((cid, todo),) = chunk_tasks(fleet_tasks(fleet), config.chunk_size)
+    key = lease_key("dead", config.digest(), cid, todo, {})
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    import socket
+    import time
+
+    with open_store(help_db) as store:
+        holder = {"host": socket.gethostname(), "pid": gone.pid, "since": time.time()}
+        with store.run(LEASE_KIND, holder, key=key):
+            pass
+        run = plan_fleet(fleet, config, store, name="dead")
+        assert run.computed == 2 and run.summary["ok"] == 2
+        assert f"{key}#2" in holders(store)

@@ -32,6 +32,14 @@ from fleetnas.errors import InputError, UnknownNameError
 from fleetnas.fileio import atomic_write_text
 from fleetnas.fleet.executors import Executor, SerialExecutor
 from fleetnas.fleet.fleetfile import Fleet
+from fleetnas.fleet.lease import (
+    LEASE_TTL_S,
+    acquire,
+    holders,
+    lease_key,
+    release,
+    still_held,
+)
 from fleetnas.fleet.planner import ChunkOutput, PlanConfig, Planner, Task, fleet_tasks
 from fleetnas.fleet.tasks import seal_infeasible
 from fleetnas.store import Artifact, MeasurementBatch, Store
@@ -43,6 +51,8 @@ OLD_FORMATS = ("fleetnas-plan/1",)
 HEADER_KIND = "plan"
 #: Run kind of each chunk's write.
 RUN_KIND = "plan"
+#: Seconds between two looks at the store while another run computes a chunk this one needs.
+LEASE_POLL_S = 0.5
 #: Keys of an entry that exist only for bookkeeping (kept in the store and plan.json).
 _BOOKKEEPING = ("index", "task_fingerprint", "run", "chunk")
 
@@ -224,6 +234,15 @@ def _write_chunk(
         return run.info.id
 
 
+def _stored_since(entry: dict[str, Any] | None, task: Task, runs_before: dict) -> bool:
+    """Whether ``entry`` holds ``task``'s result written after ``runs_before`` was read."""
+    return (
+        entry is not None
+        and entry.get("task_fingerprint") == task.fingerprint
+        and entry.get("run") != runs_before.get(task.key)
+    )
+
+
 def plan_fleet(
     fleet: Fleet,
     config: PlanConfig,
@@ -236,10 +255,13 @@ def plan_fleet(
     progress: Progress | None = None,
     retry_failed: bool = True,
     fresh: bool = False,
+    lease_ttl_s: float = LEASE_TTL_S,
 ) -> PlanRun:
     """Plan ``fleet`` with ``planner`` (default: :func:`~fleetnas.fleet.planner.make_planner`,
     the real approaches) on ``executor`` (default: in this process), resuming what the store
-    holds for plan ``name``; returns the plan and writes it to ``out``."""
+    holds for plan ``name``; returns the plan and writes it to ``out``. Each chunk is computed
+    under a lease in the store (:mod:`fleetnas.fleet.lease`): a concurrent run of the same plan
+    waits for the chunks another holds and reads them, instead of computing them again."""
     t0 = time.perf_counter()
     name = name or default_plan_name(fleet, config)
     old = _check_header(store, name, config, fresh)
@@ -275,51 +297,98 @@ def plan_fleet(
         if (todo := [t for t in part if t.key not in done])
     ]
     total = len(tasks)
-    finished = len(done)
     if progress is not None:
-        progress(finished, total)
+        progress(len(done), total)
     devices = {t.device.name: t.device for t in tasks}
     stats = RunStats()
     ex = executor or SerialExecutor()
     t_start = time.perf_counter()
-    try:
-        if chunks:
-            if planner is None:
-                from fleetnas.fleet.planner import make_planner
+    runs_before = {e.get("key", e["device"]): e.get("run") for e in store.get_plan(name)}
+    held = holders(store)
+    leases = {
+        cid: acquire(
+            store,
+            name,
+            cid,
+            lease_key(name, config.digest(), cid, todo, runs_before),
+            lease_ttl_s,
+            held,
+        )
+        for cid, todo in chunks
+    }
+    state: dict[str, Any] = {"finished": len(done), "waited": 0, "planner": planner}
+    state["prepared"] = False
+    written: set[int] = set()
 
-                planner = make_planner(config, store, reuse=not fresh)
-            if planner.config != config:
-                raise InputError("the planner was built for another plan config")
-            planner.prepare([t for _, part in chunks for t in part])
-            shared = [c for c in chunks if not is_exclusive(c[1][0])]
-            alone = [c for c in chunks if is_exclusive(c[1][0])]
+    def compute(part: list[tuple[int, list[Task]]]) -> None:
+        nonlocal t_start
+        if not part:
+            return
+        if state["planner"] is None:
+            from fleetnas.fleet.planner import make_planner
+
+            state["planner"] = make_planner(config, store, reuse=not fresh)
+        plan_with = state["planner"]
+        if plan_with.config != config:
+            raise InputError("the planner was built for another plan config")
+        if not state["prepared"]:
+            plan_with.prepare([t for _, todo in chunks for t in todo])
+            state["prepared"] = True
             t_start = time.perf_counter()
             stats.prepare_s = t_start - t0
-            for run_on, part in ((ex, shared), (SerialExecutor(), alone)):
-                for chunk_out in run_on.run(planner, part):
-                    if stats.startup_s is None:
-                        stats.startup_s = time.perf_counter() - t_start - chunk_out.wall_s
-                    t_w = time.perf_counter()
-                    _write_chunk(store, name, chunk_out, devices, config.digest())
-                    stats.write_s += time.perf_counter() - t_w
-                    stats.add(chunk_out)
-                    finished += len(chunk_out.entries)
+        shared = [c for c in part if not is_exclusive(c[1][0])]
+        alone = [c for c in part if is_exclusive(c[1][0])]
+        for run_on, some in ((ex, shared), (SerialExecutor(), alone)):
+            for chunk_out in run_on.run(plan_with, some):
+                if stats.startup_s is None:
+                    stats.startup_s = time.perf_counter() - t_start - chunk_out.wall_s
+                t_w = time.perf_counter()
+                _write_chunk(store, name, chunk_out, devices, config.digest())
+                written.add(chunk_out.chunk)
+                stats.write_s += time.perf_counter() - t_w
+                stats.add(chunk_out)
+                state["finished"] += len(chunk_out.entries)
+                if progress is not None:
+                    progress(state["finished"], total)
+
+    try:
+        compute([c for c in chunks if leases[c[0]].mine])
+        waiting = {cid: todo for cid, todo in chunks if not leases[cid].mine}
+        while waiting:
+            now = {e.get("key", e["device"]): e for e in store.get_plan(name)}
+            for cid, todo in list(waiting.items()):
+                if all(_stored_since(now.get(t.key), t, runs_before) for t in todo):
+                    del waiting[cid]
+                    state["finished"] += len(todo)
+                    state["waited"] += len(todo)
                     if progress is not None:
-                        progress(finished, total)
+                        progress(state["finished"], total)
+                elif not still_held(store, leases[cid], lease_ttl_s):
+                    key = lease_key(name, config.digest(), cid, todo, runs_before)
+                    leases[cid] = acquire(store, name, cid, key, lease_ttl_s)
+                    if leases[cid].mine:
+                        del waiting[cid]
+                        compute([(cid, todo)])
+            if waiting:
+                time.sleep(LEASE_POLL_S)
     finally:
         ex.close()
+        for cid, lease in leases.items():
+            if lease.mine and cid not in written:
+                release(store, lease)
+    done_count = len(done) + state["waited"]
     t_end = time.perf_counter()
     stats.chunks_s = t_end - t_start
     doc = assemble_plan(store, name, fleet, config, header, tasks, t_end - t0)
     stats.finish_s = time.perf_counter() - t_end
     stats.wall_s = time.perf_counter() - t0
     doc["summary"]["wall_s"] = stats.wall_s
-    doc["summary"]["run"] = {**stats.to_dict(), **ex.describe(), "reused": len(done)}
+    doc["summary"]["run"] = {**stats.to_dict(), **ex.describe(), "reused": done_count}
     path = None
     if out is not None:
         path = write_plan(doc, out)
     wall = time.perf_counter() - t0
-    return PlanRun(doc, path, stats.entries, len(done), len(chunks), wall, stats)
+    return PlanRun(doc, path, stats.entries, done_count, stats.chunks, wall, stats)
 
 
 def assemble_plan(
