@@ -142,3 +142,14 @@ def test_a_lease_left_by_a_dead_process_is_taken_over(help_db):
         run = plan_fleet(fleet, config, store, name="dead")
         assert run.computed == 2 and run.summary["ok"] == 2
         assert f"{key}#2" in holders(store)
+
+
+def test_fleet_generate_prefix_gives_fleets_of_other_seeds_their_own_names(tmp_path):
+    from fleetnas.cli.main import main
+    from fleetnas.fleet import read_fleet
+
+    out = tmp_path / "s1.yaml"
+    args = ["fleet", "generate", "--sim", "3", "--seed", "1", "--budgets", "5", "-o", str(out)]
+    assert main([*args, "--prefix", "s1", "--json"]) == 0
+    names = [d.device.name for d in read_fleet(out)]
+    assert len(names) == 3 and all(n.startswith("s1-") for n in names)

@@ -186,6 +186,11 @@ def generate(
         None, help="Comma-separated families (default: the simulator's mix)."
     ),
     name: str | None = typer.Option(None, help="Fleet name (default sim-N-seedS)."),
+    prefix: str = typer.Option(
+        "sim",
+        help="Device name prefix (PREFIX-FAMILY-NNNNN). Devices of fleets drawn with other "
+        "seeds share names: give each its own prefix to plan them on one store.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Write a fleet of simulated devices (measured through their sim: specs)."""
@@ -193,7 +198,7 @@ def generate(
 
     fams = [f.strip() for f in families.split(",") if f.strip()] if families else None
     bs = [b.strip() for b in budgets.split(",") if b.strip()]
-    fleet = sim_fleet(sim, seed=seed, budgets=bs, families=fams, name=name)
+    fleet = sim_fleet(sim, seed=seed, budgets=bs, families=fams, prefix=prefix, name=name)
     path = write_fleet(fleet, out)
     rows = _family_rows(fleet)
     if as_json:

@@ -203,8 +203,8 @@ class Measurer(ABC):
             what = f"from another setting ({', '.join(sorted(differ))} differ)"
         return IdentityError(
             f"device {self.device.name!r}: the store holds {rows} measurements of it {what}; "
-            "they are never mixed with this measurer's: give the device another name or use "
-            "another store (fleetnas data verify lists mixed devices)"
+            "they are never mixed with this measurer's: give the device another name (for "
+            "simulated fleets: fleet generate --prefix) or use another store"
         )
 
     def _check_identity(self) -> None:
