@@ -35,6 +35,11 @@ class MeasurementError(FleetnasError):
     """A measurement could not be taken (runtime failure, agent gone, meter unreadable)."""
 
 
+class IdentityError(MeasurementError):
+    """The store holds values of this device name from another setting (simulator, runtime,
+    protocol or source): the two must never be mixed."""
+
+
 class NotFittedError(FleetnasError):
     """A predictor or optimizer is used before it was fitted or loaded."""
 

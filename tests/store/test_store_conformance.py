@@ -417,3 +417,17 @@ def test_per_row_extra_is_validated_and_stored(store, space):
         run.add_measurements(
             batch(space, archs, [1.0, 2.0, 3.0], extra=[{"x": {1, 2}}, None, None])
         )
+
+
+# ---- identities -----------------------------------------------------------------------------
+def test_device_identities_count_rows_per_identity(store, space):
+    archs = space.sample(4, 0)
+    assert store.device_identities("pixel2") == {}
+    write(store, batch(space, archs, [1.0, 2, 3, 4]), batch(space, archs[:2], [5.0, 6]))
+    assert store.device_identities("pixel2") == {None: 6}
+    write(store, batch(space, archs[:3], [1.0, 2, 3], identity="aa11"))
+    write(store, batch(space, archs[:1], [9.0], identity="bb22", device="titan_1"))
+    assert store.device_identities("pixel2") == {None: 6, "aa11": 3}
+    assert store.device_identities("titan_1") == {"bb22": 1}
+    with pytest.raises(InputError, match="identity must be"):
+        write(store, batch(space, archs[:1], [1.0], identity="x" * 65))

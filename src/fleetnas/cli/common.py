@@ -17,6 +17,10 @@ _WIDTH = None if sys.stdout.isatty() else 140
 console = Console(width=_WIDTH)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
+#: Exit code of a command that ran but whose results are not all ok (``plan``: some entries
+#: failed or are infeasible). 0 is all ok, 2 a usage or input error (README, "Exit codes").
+EXIT_NOT_OK = 3
+
 DbOption = typer.Option(
     None, "--db", envvar="FLEETNAS_DB", help="Store URL or SQLite path (default: user data dir)."
 )

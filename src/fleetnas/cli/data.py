@@ -29,19 +29,57 @@ def download(
 
 
 @app.command()
-def verify(data_dir: str | None = DataDirOption, as_json: bool = JsonOption) -> None:
-    """Check the data folder against the pinned SHA-256 digests."""
+def verify(
+    data_dir: str | None = DataDirOption,
+    db: str | None = typer.Option(
+        None,
+        "--db",
+        envvar="FLEETNAS_DB",
+        help="Also check this store: devices whose values come from more than one setting.",
+    ),
+    store_only: bool = typer.Option(False, "--store-only", help="Check the store (--db) only."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Check the data folder against the pinned SHA-256 digests and, with --db, the store for
+    devices whose stored values come from more than one measurer identity (exit 1 if any)."""
     from fleetnas import data
+    from fleetnas.errors import InputError
 
-    root = data.resolve_data_dir(data_dir)
-    problems = data.verify(root)
-    rows = [{"file": k, "problem": v} for k, v in sorted(problems.items())]
+    rows: list[dict[str, object]] = []
+    titles = []
+    if not store_only:
+        root = data.resolve_data_dir(data_dir)
+        problems = data.verify(root)
+        rows += [{"file": k, "problem": v} for k, v in sorted(problems.items())]
+        titles.append(
+            f"{root}: {len(problems)} files missing or altered"
+            if problems
+            else f"{root}: every file matches its pinned digest"
+        )
+    if db is not None:
+        from fleetnas.store.verify import mixed_devices
+
+        with open_store_from(db) as store:
+            mixed = mixed_devices(store)
+            where = store.safe_url
+        rows += [
+            {"file": where, "problem": f"device {m['device']!r}: {m['rows']} values from "
+             f"{m['identities']} settings ({m['detail']})"}
+            for m in mixed
+        ]  # fmt: skip
+        titles.append(
+            f"{where}: {len(mixed)} devices hold values of more than one setting"
+            if mixed
+            else f"{where}: every device's values come from one setting"
+        )
+    elif store_only:
+        raise InputError("--store-only needs a store: give --db (or set FLEETNAS_DB)")
     if as_json:
         emit(rows, True)
     elif rows:
-        emit(rows, False, title=f"{root}: {len(rows)} files missing or altered")
+        emit(rows, False, title="; ".join(titles))
     else:
-        console.print(f"{root}: every file matches its pinned digest")
+        console.print("; ".join(titles))
     if rows:
         raise typer.Exit(1)
 

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from fleetnas.cli.common import DbOption, JsonOption, console, emit, err_console, print_json
+from fleetnas.cli.common import (
+    EXIT_NOT_OK,
+    DbOption,
+    JsonOption,
+    console,
+    emit,
+    err_console,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from fleetnas.fleet import Executor, Fleet, PlanConfig, PlanRun
@@ -49,7 +57,11 @@ def plan(
     ),
     chunk_size: int = typer.Option(256, min=1, help="Tasks per chunk (one store run each)."),
     truth: bool = typer.Option(True, help="Check against ground truth where it exists."),
-    fresh: bool = typer.Option(False, help="Recompute everything, replacing a stored plan."),
+    fresh: bool = typer.Option(
+        False,
+        help="Recompute everything, replacing a stored plan, and measure again instead of "
+        "reusing values stored earlier (the plan equals one made on a clean store).",
+    ),
     retry_failed: bool = typer.Option(True, help="Retry entries that failed in an earlier run."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no tables."),
     db: str | None = DbOption,
@@ -57,7 +69,7 @@ def plan(
 ) -> None:
     """Plan the best design for every device and budget of a fleet (resumable: run the same
     command again after an interruption to continue where it stopped)."""
-    from fleetnas.fleet import PlanConfig, make_executor, plan_fleet, read_fleet
+    from fleetnas.fleet import PlanConfig, make_executor, not_ok_line, plan_fleet, read_fleet
 
     fleet = read_fleet(fleet_file)
     config = PlanConfig(
@@ -104,9 +116,16 @@ def plan(
                 "summary": summary,
             }
         )
-        return
-    if quiet:
-        return
+    elif not quiet:
+        _render(result)
+    not_ok = not_ok_line(result.entries)
+    if not_ok:
+        err_console.print(not_ok, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_NOT_OK)
+
+
+def _render(result: PlanRun) -> None:
+    summary = result.summary
     keys = ("devices", "entries", "ok", "infeasible", "failed", "measurements")
     row = {k: summary[k] for k in keys}
     row["device s"] = summary["device_seconds"]
@@ -167,6 +186,11 @@ def generate(
         None, help="Comma-separated families (default: the simulator's mix)."
     ),
     name: str | None = typer.Option(None, help="Fleet name (default sim-N-seedS)."),
+    prefix: str = typer.Option(
+        "sim",
+        help="Device name prefix (PREFIX-FAMILY-NNNNN). Devices of fleets drawn with other "
+        "seeds share names: give each its own prefix to plan them on one store.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Write a fleet of simulated devices (measured through their sim: specs)."""
@@ -174,7 +198,7 @@ def generate(
 
     fams = [f.strip() for f in families.split(",") if f.strip()] if families else None
     bs = [b.strip() for b in budgets.split(",") if b.strip()]
-    fleet = sim_fleet(sim, seed=seed, budgets=bs, families=fams, name=name)
+    fleet = sim_fleet(sim, seed=seed, budgets=bs, families=fams, prefix=prefix, name=name)
     path = write_fleet(fleet, out)
     rows = _family_rows(fleet)
     if as_json:

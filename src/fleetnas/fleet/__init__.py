@@ -29,7 +29,14 @@ from fleetnas.fleet.fleetfile import (
     write_fleet,
 )
 from fleetnas.fleet.ground_truth import GroundTruth, summarize_truth
-from fleetnas.fleet.plan import PlanRun, plan_fleet, read_plan, summarize, write_plan
+from fleetnas.fleet.plan import (
+    PlanRun,
+    not_ok_line,
+    plan_fleet,
+    read_plan,
+    summarize,
+    write_plan,
+)
 from fleetnas.fleet.planner import (
     APPROACHES,
     METHODS,
@@ -61,6 +68,7 @@ __all__ = [
     "entry_key",
     "fleet_tasks",
     "make_executor",
+    "not_ok_line",
     "parse_budgets",
     "plan_fleet",
     "ray_available",

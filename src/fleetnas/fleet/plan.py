@@ -32,14 +32,27 @@ from fleetnas.errors import InputError, UnknownNameError
 from fleetnas.fileio import atomic_write_text
 from fleetnas.fleet.executors import Executor, SerialExecutor
 from fleetnas.fleet.fleetfile import Fleet
+from fleetnas.fleet.lease import (
+    LEASE_TTL_S,
+    acquire,
+    holders,
+    lease_key,
+    release,
+    still_held,
+)
 from fleetnas.fleet.planner import ChunkOutput, PlanConfig, Planner, Task, fleet_tasks
+from fleetnas.fleet.tasks import seal_infeasible
 from fleetnas.store import Artifact, MeasurementBatch, Store
 
-FORMAT = "fleetnas-plan/1"
+FORMAT = "fleetnas-plan/2"
+#: Earlier formats :func:`read_plan` still reads (upgraded on read: :func:`seal_infeasible`).
+OLD_FORMATS = ("fleetnas-plan/1",)
 #: Artifact kind of a plan's header (config, fleet, digest) in the store.
 HEADER_KIND = "plan"
 #: Run kind of each chunk's write.
 RUN_KIND = "plan"
+#: Seconds between two looks at the store while another run computes a chunk this one needs.
+LEASE_POLL_S = 0.5
 #: Keys of an entry that exist only for bookkeeping (kept in the store and plan.json).
 _BOOKKEEPING = ("index", "task_fingerprint", "run", "chunk")
 
@@ -189,6 +202,9 @@ def _write_chunk(
 
     cfg = {"plan": name, "chunk": out.chunk, "entries": len(out.entries), "config": digest}
     cfg["worker"] = out.worker
+    idents = {m["identity"]: m["identity_fields"] for m in out.measurements if m.get("identity")}
+    if idents:
+        cfg["identities"] = idents
     with store.run(RUN_KIND, cfg) as run:
         measured = dict.fromkeys(m["device"] for m in out.measurements)
         for dev in measured:
@@ -208,6 +224,7 @@ def _write_chunk(
                     n=np.asarray(m["n"]),
                     method=m["method"],
                     is_estimate=m["is_estimate"],
+                    identity=m.get("identity"),
                 )
             )
         for e in out.entries:
@@ -215,6 +232,15 @@ def _write_chunk(
             e["chunk"] = out.chunk
         run.save_plan_entries(name, out.entries)
         return run.info.id
+
+
+def _stored_since(entry: dict[str, Any] | None, task: Task, runs_before: dict) -> bool:
+    """Whether ``entry`` holds ``task``'s result written after ``runs_before`` was read."""
+    return (
+        entry is not None
+        and entry.get("task_fingerprint") == task.fingerprint
+        and entry.get("run") != runs_before.get(task.key)
+    )
 
 
 def plan_fleet(
@@ -229,14 +255,22 @@ def plan_fleet(
     progress: Progress | None = None,
     retry_failed: bool = True,
     fresh: bool = False,
+    lease_ttl_s: float = LEASE_TTL_S,
 ) -> PlanRun:
     """Plan ``fleet`` with ``planner`` (default: :func:`~fleetnas.fleet.planner.make_planner`,
     the real approaches) on ``executor`` (default: in this process), resuming what the store
-    holds for plan ``name``; returns the plan and writes it to ``out``."""
+    holds for plan ``name``; returns the plan and writes it to ``out``. Each chunk is computed
+    under a lease in the store (:mod:`fleetnas.fleet.lease`): a concurrent run of the same plan
+    waits for the chunks another holds and reads them, instead of computing them again."""
     t0 = time.perf_counter()
     name = name or default_plan_name(fleet, config)
     old = _check_header(store, name, config, fresh)
     tasks = fleet_tasks(fleet)
+    if not tasks:
+        raise InputError(
+            f"fleet {fleet.name!r} has no (device, budget) pairs: nothing to plan; give it "
+            "devices with budgets"
+        )
     header = _header(name, fleet, config)
     if old is not None and not fresh:
         header["created"] = old.get("created", header["created"])
@@ -263,51 +297,98 @@ def plan_fleet(
         if (todo := [t for t in part if t.key not in done])
     ]
     total = len(tasks)
-    finished = len(done)
     if progress is not None:
-        progress(finished, total)
+        progress(len(done), total)
     devices = {t.device.name: t.device for t in tasks}
     stats = RunStats()
     ex = executor or SerialExecutor()
     t_start = time.perf_counter()
-    try:
-        if chunks:
-            if planner is None:
-                from fleetnas.fleet.planner import make_planner
+    runs_before = {e.get("key", e["device"]): e.get("run") for e in store.get_plan(name)}
+    held = holders(store)
+    leases = {
+        cid: acquire(
+            store,
+            name,
+            cid,
+            lease_key(name, config.digest(), cid, todo, runs_before),
+            lease_ttl_s,
+            held,
+        )
+        for cid, todo in chunks
+    }
+    state: dict[str, Any] = {"finished": len(done), "waited": 0, "planner": planner}
+    state["prepared"] = False
+    written: set[int] = set()
 
-                planner = make_planner(config, store)
-            if planner.config != config:
-                raise InputError("the planner was built for another plan config")
-            planner.prepare([t for _, part in chunks for t in part])
-            shared = [c for c in chunks if not is_exclusive(c[1][0])]
-            alone = [c for c in chunks if is_exclusive(c[1][0])]
+    def compute(part: list[tuple[int, list[Task]]]) -> None:
+        nonlocal t_start
+        if not part:
+            return
+        if state["planner"] is None:
+            from fleetnas.fleet.planner import make_planner
+
+            state["planner"] = make_planner(config, store, reuse=not fresh)
+        plan_with = state["planner"]
+        if plan_with.config != config:
+            raise InputError("the planner was built for another plan config")
+        if not state["prepared"]:
+            plan_with.prepare([t for _, todo in chunks for t in todo])
+            state["prepared"] = True
             t_start = time.perf_counter()
             stats.prepare_s = t_start - t0
-            for run_on, part in ((ex, shared), (SerialExecutor(), alone)):
-                for chunk_out in run_on.run(planner, part):
-                    if stats.startup_s is None:
-                        stats.startup_s = time.perf_counter() - t_start - chunk_out.wall_s
-                    t_w = time.perf_counter()
-                    _write_chunk(store, name, chunk_out, devices, config.digest())
-                    stats.write_s += time.perf_counter() - t_w
-                    stats.add(chunk_out)
-                    finished += len(chunk_out.entries)
+        shared = [c for c in part if not is_exclusive(c[1][0])]
+        alone = [c for c in part if is_exclusive(c[1][0])]
+        for run_on, some in ((ex, shared), (SerialExecutor(), alone)):
+            for chunk_out in run_on.run(plan_with, some):
+                if stats.startup_s is None:
+                    stats.startup_s = time.perf_counter() - t_start - chunk_out.wall_s
+                t_w = time.perf_counter()
+                _write_chunk(store, name, chunk_out, devices, config.digest())
+                written.add(chunk_out.chunk)
+                stats.write_s += time.perf_counter() - t_w
+                stats.add(chunk_out)
+                state["finished"] += len(chunk_out.entries)
+                if progress is not None:
+                    progress(state["finished"], total)
+
+    try:
+        compute([c for c in chunks if leases[c[0]].mine])
+        waiting = {cid: todo for cid, todo in chunks if not leases[cid].mine}
+        while waiting:
+            now = {e.get("key", e["device"]): e for e in store.get_plan(name)}
+            for cid, todo in list(waiting.items()):
+                if all(_stored_since(now.get(t.key), t, runs_before) for t in todo):
+                    del waiting[cid]
+                    state["finished"] += len(todo)
+                    state["waited"] += len(todo)
                     if progress is not None:
-                        progress(finished, total)
+                        progress(state["finished"], total)
+                elif not still_held(store, leases[cid], lease_ttl_s):
+                    key = lease_key(name, config.digest(), cid, todo, runs_before)
+                    leases[cid] = acquire(store, name, cid, key, lease_ttl_s)
+                    if leases[cid].mine:
+                        del waiting[cid]
+                        compute([(cid, todo)])
+            if waiting:
+                time.sleep(LEASE_POLL_S)
     finally:
         ex.close()
+        for cid, lease in leases.items():
+            if lease.mine and cid not in written:
+                release(store, lease)
+    done_count = len(done) + state["waited"]
     t_end = time.perf_counter()
     stats.chunks_s = t_end - t_start
     doc = assemble_plan(store, name, fleet, config, header, tasks, t_end - t0)
     stats.finish_s = time.perf_counter() - t_end
     stats.wall_s = time.perf_counter() - t0
     doc["summary"]["wall_s"] = stats.wall_s
-    doc["summary"]["run"] = {**stats.to_dict(), **ex.describe(), "reused": len(done)}
+    doc["summary"]["run"] = {**stats.to_dict(), **ex.describe(), "reused": done_count}
     path = None
     if out is not None:
         path = write_plan(doc, out)
     wall = time.perf_counter() - t0
-    return PlanRun(doc, path, stats.entries, len(done), len(chunks), wall, stats)
+    return PlanRun(doc, path, stats.entries, done_count, stats.chunks, wall, stats)
 
 
 def assemble_plan(
@@ -328,7 +409,7 @@ def assemble_plan(
         if e is None or e.get("task_fingerprint") != t.fingerprint:
             missing += 1
             continue
-        entries.append(e)
+        entries.append(seal_infeasible(e))
     summary = summarize(entries, wall_s)
     summary["missing"] = missing
     return {
@@ -346,14 +427,15 @@ def assemble_plan(
 
 
 def _violation(e: dict[str, Any]) -> bool:
-    """Known violation: the true value (where known) or the measured one exceeds the budget."""
+    """Known violation of a deployable (``ok``) entry: the true value (where known) or the
+    measured one exceeds the budget. Infeasible and failed entries deploy nothing."""
+    if e.get("status") != "ok":
+        return False
     t = e.get("truth") or {}
     if t.get("violation"):
         return True
     m = e.get("measured") or {}
     b = e.get("budget") or {}
-    if e.get("status") != "ok":
-        return False
     for mk, bk in (("latency_ms", "latency_ms"), ("energy_mj", "energy_mj")):
         if m.get(mk) is not None and b.get(bk) is not None and m[mk] > b[bk]:
             return True
@@ -417,6 +499,28 @@ def summarize(entries: Sequence[dict[str, Any]], wall_s: float | None = None) ->
     }
 
 
+def not_ok_line(entries: Sequence[dict[str, Any]], shown: int = 2) -> str | None:
+    """One line saying how many entries are not ``ok`` and why (the most common reasons
+    first), or ``None`` when every entry is ``ok``: what ``fleetnas plan`` prints before it
+    exits with code 3."""
+    bad = [e for e in entries if e.get("status") != "ok"]
+    if not bad:
+        return None
+    parts = []
+    for st in ("failed", "infeasible"):
+        es = [e for e in bad if e.get("status") == st]
+        if not es:
+            continue
+        reasons: dict[str, int] = defaultdict(int)
+        for e in es:
+            reasons[str(e.get("reason") or "no reason given")] += 1
+        top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        why = "; ".join(f"{n}x {r[:160]}" for r, n in top[:shown])
+        more = f"; {len(top) - shown} other reasons" if len(top) > shown else ""
+        parts.append(f"{len(es)} {st} ({why}{more})")
+    return f"{len(bad)} of {len(entries)} entries are not ok: " + ", ".join(parts)
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -439,8 +543,13 @@ def read_plan(path: str | os.PathLike[str]) -> dict[str, Any]:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputError(f"plan file {path}: cannot be read as JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    if not isinstance(doc, dict) or doc.get("format") not in (FORMAT, *OLD_FORMATS):
         raise InputError(f"plan file {path}: not a {FORMAT} document")
+    if doc["format"] != FORMAT:
+        for e in doc.get("devices") or []:
+            if isinstance(e, dict):
+                seal_infeasible(e)
+        doc["format"] = FORMAT
     return doc
 
 
@@ -452,6 +561,7 @@ __all__ = [
     "chunk_tasks",
     "default_plan_name",
     "is_exclusive",
+    "not_ok_line",
     "plan_fleet",
     "read_plan",
     "summarize",

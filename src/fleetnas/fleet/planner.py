@@ -85,6 +85,7 @@ from fleetnas.fleet.session import (
     capture_writes,
     device_features,
     resolve_budgets,
+    stored_reuses,
 )
 from fleetnas.fleet.tasks import (
     APPROACHES,
@@ -98,6 +99,7 @@ from fleetnas.fleet.tasks import (
     fleet_tasks,
     new_entry,
     one_line,
+    seal_infeasible,
 )
 
 #: Policies of :class:`FleetPlanner` for joining the network to Approach 1's pool under ``auto``.
@@ -134,6 +136,7 @@ class Planner(ABC):
             raise AssertionError(f"planner returned {len(entries)} entries for {len(tasks)} tasks")
         per = (time.perf_counter() - t0) / max(1, len(tasks))
         for e in entries:
+            seal_infeasible(e)
             if not e.get("wall_s"):
                 e["wall_s"] = per
         out.entries = entries
@@ -184,19 +187,24 @@ class FleetPlanner(Planner):
     own read handle; an in-memory store works only in the driver's process).
     """
 
-    def __init__(self, config: PlanConfig, store: Any = None, join: str = "free") -> None:
+    def __init__(
+        self, config: PlanConfig, store: Any = None, join: str = "free", reuse: bool = True
+    ) -> None:
         super().__init__(config)
         if join not in JOIN:
             raise InputError(f"join must be one of {', '.join(JOIN)}, got {join!r}")
         self.join = join
+        self.reuse = reuse
         self.store_url = None if store is None else getattr(store, "url", None)
         self._store = store
         self._ctx: PlanContext | None = None
         self.truth: Any = None
 
     def prepare(self, tasks: Sequence[Task]) -> None:
-        """Build the ground truth once, in the driver, when some device has one (simulated or
-        replayed) and the config asks for it; workers receive it ready."""
+        """Check the inputs every task shares (:meth:`check_inputs`), then build the ground
+        truth once, in the driver, when some device has one (simulated or replayed) and the
+        config asks for it; workers receive it ready."""
+        self.check_inputs(tasks)
         if not self.config.truth or self.truth is not None:
             return
         kinds = {t.device.measurer_kind for t in tasks}
@@ -213,6 +221,36 @@ class FleetPlanner(Planner):
         )
         if self.truth is not None:
             self.truth.prepare()
+
+    def check_inputs(self, tasks: Sequence[Task]) -> None:
+        """Refuse up front (:class:`InputError`, one line naming the root cause) what would
+        fail every entry alike: a store without data for the space, an unknown ``--proxy``,
+        a measurement cap that leaves Approach 1 no room after its probe measurements."""
+        from fleetnas.proxy import Approach1Config
+
+        cfg, store = self.config, self._store
+        if store is not None:
+            summary = store.measurement_summary()
+            if not (summary["space"] == cfg.space).any() and not any(
+                (a.meta or {}).get("space") == cfg.space for a in store.list_artifacts()
+            ):
+                raise InputError(
+                    f"the store at {store.safe_url} holds no data for space {cfg.space!r}: "
+                    "import data first (fleetnas data import, e.g. help-nasbench201 nats)"
+                )
+            if cfg.proxy is not None:
+                try:
+                    store.get_device(cfg.proxy)
+                except InputError as exc:
+                    raise InputError(f"--proxy {cfg.proxy!r}: {exc}") from None
+        probes = Approach1Config.n_probes
+        measured = [t for t in tasks if t.device.measurer]
+        if cfg.approach != "l2o" and measured and cfg.max_measurements <= probes:
+            raise InputError(
+                f"--max-measurements {cfg.max_measurements} leaves Approach 1 no room after "
+                f"its {probes} probe measurements ({len(measured)} tasks can be measured); "
+                f"give at least {probes + 1}, or --approach l2o"
+            )
 
     def __getstate__(self) -> dict[str, Any]:
         if self.store_url in (None, "memory://") and self._store is not None:
@@ -234,7 +272,7 @@ class FleetPlanner(Planner):
     @property
     def context(self) -> PlanContext:
         if self._ctx is None:
-            self._ctx = PlanContext(self.config, self._store)
+            self._ctx = PlanContext(self.config, self._store, reuse=self.reuse)
         return self._ctx
 
     # ---- dispatch -------------------------------------------------------------------------
@@ -267,8 +305,11 @@ class FleetPlanner(Planner):
             if method == "l2o":
                 continue
             t1 = time.perf_counter()
+            session = None
+            reused = 0
             try:
                 session = sessions.get(tasks[i].device.name)
+                reused = stored_reuses(session)
                 if method == "hybrid":
                     run_hybrid(ctx, self.config, tasks[i], entries[i], session, feats)
                 else:
@@ -278,9 +319,14 @@ class FleetPlanner(Planner):
                     )
             except Exception as exc:
                 fail(entries[i], exc)
+            if session is not None:
+                entries[i]["measurements_reused"] += stored_reuses(session) - reused
             entries[i]["wall_s"] += time.perf_counter() - t1
         out.timings["plan_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
+        for e in entries:
+            seal_infeasible(e)
+            e["measurements_new"] = e["measurements"]
         if self.truth is not None:
             devs = {t.device.name: t.device for t in tasks}
             try:
@@ -293,9 +339,11 @@ class FleetPlanner(Planner):
         return entries
 
 
-def make_planner(config: PlanConfig, store: Any = None) -> FleetPlanner:
-    """The planner behind ``fleetnas plan`` for ``config`` reading ``store``."""
-    return FleetPlanner(config, store)
+def make_planner(config: PlanConfig, store: Any = None, reuse: bool = True) -> FleetPlanner:
+    """The planner behind ``fleetnas plan`` for ``config`` reading ``store``; ``reuse=False``
+    (``--fresh``) measures everything again instead of reusing values stored earlier, so the
+    plan equals one made on a store without them."""
+    return FleetPlanner(config, store, reuse=reuse)
 
 
 __all__ = [

@@ -51,6 +51,8 @@ def capture_writes(measurer: Measurer, sink: list[dict[str, Any]]) -> Measurer:
                         "archs": texts,
                         "values": np.asarray(arr, dtype=float).tolist(),
                         "n": np.asarray(n).tolist(),
+                        "identity": measurer.identity_key,
+                        "identity_fields": measurer.identity(),
                     }
                 )
         return None
@@ -63,12 +65,14 @@ class PlanContext:
     """What one process loads once for a plan: the space, the accuracy reference, Approach 1's
     workspace and Approach 2's optimizer (each on first use), and the ground truth."""
 
-    def __init__(self, config: PlanConfig, store: Any) -> None:
+    def __init__(self, config: PlanConfig, store: Any, reuse: bool = True) -> None:
         from fleetnas.fleet.ground_truth import _accuracy_reference
         from fleetnas.spaces import get_space
 
         self.config = config
         self.store = store
+        #: Whether measurers reuse values stored by earlier runs (``False`` for ``--fresh``).
+        self.reuse = reuse
         self.space = get_space(config.space)
         self.accuracy_fn = _accuracy_reference(self.space, config.accuracy, store)
         self._workspace: Any = None
@@ -163,7 +167,10 @@ def open_measurer(ctx: PlanContext, device: Device, sink: list[dict[str, Any]]) 
         )
     kind = split_spec(device.measurer)[0]
     bound = None if kind == "agent" else device
-    return capture_writes(get_measurer(device.measurer, ctx.store, bound), sink)
+    measurer = get_measurer(device.measurer, ctx.store, bound)
+    if not ctx.reuse:
+        measurer.reuse = False
+    return capture_writes(measurer, sink)
 
 
 class DeviceSessions:
@@ -297,7 +304,11 @@ def measure_probes(
     """Probe latencies through ``session``; what it charges goes to ``entry``."""
     known = session.lookup(probes)[0]
     before = (session.cost.measurements, session.cost.device_seconds)
+    reused = stored_reuses(session)
     vals = session.measure(probes)[:, 0]
+    entry["measurements_reused"] = (
+        entry.get("measurements_reused", 0) + stored_reuses(session) - reused
+    )
     charged = session.cost.measurements - before[0]
     if charged:
         entry["measurements"] += charged
@@ -305,6 +316,13 @@ def measure_probes(
         entry["probe_measurements"] = entry.get("probe_measurements", 0) + charged
         entry["trace"].extend(probe_trace(ctx.space.format_many(probes[~known]), vals[~known]))
     return vals
+
+
+def stored_reuses(session: Any) -> int:
+    """Values the session's measurer took from the store so far (stored by earlier runs, so
+    free): an entry's ``measurements_reused`` is the growth of this count while it ran."""
+    measurer = getattr(session, "measurer", None)
+    return 0 if measurer is None else int(measurer.total_cost.reused)
 
 
 def resolve_budgets(
@@ -352,4 +370,5 @@ __all__ = [
     "measure_probes",
     "open_measurer",
     "resolve_budgets",
+    "stored_reuses",
 ]

@@ -165,6 +165,8 @@ def new_entry(task: Task, method: str | None) -> dict[str, Any]:
         "predicted": {"accuracy": None, "latency_ms": None, "energy_mj": None},
         "measured": None,
         "measurements": 0,
+        "measurements_new": 0,
+        "measurements_reused": 0,
         "device_seconds": 0.0,
         "confidence": 0.0,
         "proxy": None,
@@ -187,6 +189,35 @@ def one_line(exc: BaseException) -> str:
     return f"internal error {type(exc).__name__}: {text}{where}"[:500]
 
 
+def seal_infeasible(entry: dict[str, Any]) -> dict[str, Any]:
+    """Plan format 2: an ``infeasible`` entry carries no deployable ``design``. The design it
+    got closest with moves to ``fastest_measured`` (measured methods: the fastest design
+    measured, with its measured numbers, which break the budget; ``measured`` becomes null) or
+    ``closest_proposal`` (the network alone: its proposal, whose safe predicted latency breaks
+    the budget). A consumer that reads ``design`` without ``status`` deploys nothing.
+    Idempotent (also upgrades entries stored by format 1)."""
+    if entry.get("status") != "infeasible" or not entry.get("design"):
+        return entry
+    if entry.get("method") == "l2o":
+        pred = entry.get("predicted") or {}
+        entry["closest_proposal"] = {
+            "design": entry["design"],
+            "latency_ms": pred.get("latency_ms"),
+            "energy_mj": pred.get("energy_mj"),
+        }
+    else:
+        meas = entry.get("measured") or {}
+        entry["fastest_measured"] = {
+            "design": entry["design"],
+            "latency_ms": meas.get("latency_ms"),
+            "energy_mj": meas.get("energy_mj"),
+        }
+        entry["measured"] = None
+    entry["design"] = None
+    entry["confidence"] = 0.0
+    return entry
+
+
 def fail(entry: dict[str, Any], exc: BaseException | str) -> dict[str, Any]:
     entry["status"] = "failed"
     entry["reason"] = exc if isinstance(exc, str) else one_line(exc)
@@ -206,4 +237,5 @@ __all__ = [
     "fleet_tasks",
     "new_entry",
     "one_line",
+    "seal_infeasible",
 ]

@@ -4,10 +4,23 @@ A measurer is bound to one device. ``measure(space, archs, metrics)`` returns on
 architecture and metric, writes every value to the store (when it has one) inside one run, and
 counts its cost: the number of real measurements it took and the device seconds they used.
 Values already in the store for that device are reused and cost nothing (``reuse=True``).
+
+Identity: a device name alone does not say where its numbers came from. :meth:`Measurer.identity`
+returns everything that determines this measurer's values (the device record's fingerprint, the
+method and statistic; subclasses add their own: the simulator's model, noise and seed, a runtime's
+setting and measurement protocol, a replayed table's source). Its digest,
+:attr:`Measurer.identity_key`, is written with every measurement batch, and before the first read
+or write of stored values for its device the measurer compares it with the identities the store
+holds for that name (:meth:`Store.device_identities`): values of another identity, or values
+written without one (imported, or stored before identities were recorded), raise
+:class:`~fleetnas.errors.IdentityError` instead of being reused or mixed. ``fleetnas data verify``
+finds devices whose stored values already come from several identities.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -69,6 +82,7 @@ class Measurer(ABC):
         self.store = store
         self.reuse = reuse
         self.total_cost = MeasurementCost()
+        self._identity_checked = False
 
     @abstractmethod
     def _measure(
@@ -98,8 +112,7 @@ class Measurer(ABC):
                 f"measurer {self.method!r} on {self.device.name!r} cannot measure "
                 f"{', '.join(missing)}; it offers {', '.join(self.metrics)}"
             )
-        if self.strict_identity and self.store is not None:
-            self._check_identity()
+        self.check_identity()
         n = len(archs)
         values = {m: np.full(n, np.nan) for m in metrics}
         reused = np.zeros(n, dtype=bool)
@@ -136,9 +149,63 @@ class Measurer(ABC):
 
     #: Whether new values are written to the store (a replayed table is not re-written).
     writes_to_store: bool = True
-    #: Refuse to measure when the store holds a device of this name with another fingerprint
-    #: (another machine, runtime version or setting): its values must not be mixed with ours.
+    #: Also refuse when the store's *record* of this device name has another fingerprint,
+    #: even without stored values (another machine, runtime version or setting).
     strict_identity: bool = False
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that determines this measurer's numbers (JSON-able). Subclasses extend
+        it (``{**super().identity(), "seed": self.seed}``); two measurers with equal identities
+        may share stored values, two with different ones never do."""
+        return {
+            "kind": type(self).__name__,
+            "method": self.method,
+            "statistic": self.statistic,
+            "device": self.device.fingerprint,
+        }
+
+    @property
+    def identity_key(self) -> str:
+        """Short digest of :meth:`identity`, stored with every measurement batch."""
+        blob = json.dumps(self.identity(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def check_identity(self) -> None:
+        """Refuse (:class:`~fleetnas.errors.IdentityError`) when the store holds values for
+        this device name from another identity; checked once per measurer, before its first
+        read or write of stored values."""
+        if self.store is None or self._identity_checked:
+            return
+        found = self.store.device_identities(self.device.name)
+        others = {k: n for k, n in found.items() if k != self.identity_key}
+        if others:
+            raise self.identity_error(others)
+        if self.strict_identity:
+            self._check_identity()
+        self._identity_checked = True
+
+    def identity_error(self, others: dict[str | None, int]) -> Exception:
+        """The one-line refusal for stored values of ``others`` (identity key -> rows)."""
+        from fleetnas.errors import IdentityError
+
+        rows = sum(others.values())
+        if list(others) == [None]:
+            what = "written without an identity (imported, or stored before identities)"
+        else:
+            mine = self.identity()
+            differ: set[str] = set()
+            for key in others:
+                theirs = stored_identity(self.store, key) if key else None
+                if theirs is None:
+                    differ.add("unknown fields")
+                else:
+                    differ |= {k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k)}
+            what = f"from another setting ({', '.join(sorted(differ))} differ)"
+        return IdentityError(
+            f"device {self.device.name!r}: the store holds {rows} measurements of it {what}; "
+            "they are never mixed with this measurer's: give the device another name (for "
+            "simulated fleets: fleet generate --prefix) or use another store"
+        )
 
     def _check_identity(self) -> None:
         from fleetnas.errors import MeasurementError, UnknownNameError
@@ -162,6 +229,7 @@ class Measurer(ABC):
         """Stored values of ``metric`` for ``archs`` on this device (NaN where none)."""
         from fleetnas.errors import UnknownNameError
 
+        self.check_identity()
         try:
             found, vals = self.store.get_measurements(
                 space, self.device.name, metric, statistic=self.statistic, archs=archs
@@ -174,7 +242,7 @@ class Measurer(ABC):
     def _write(self, space: SearchSpace, archs: np.ndarray, fresh: MeasureResult) -> int:
         from fleetnas.store import MeasurementBatch
 
-        with self.store.run("measure", self.info()) as run:
+        with self.store.run("measure", self.run_config()) as run:
             run.add_device(self.device)
             for metric, vals in fresh.values.items():
                 est = fresh.is_estimate.get(metric, metric in self.estimated_metrics)
@@ -192,13 +260,29 @@ class Measurer(ABC):
                             n=fresh.stats.get(metric, {}).get("n", 1),
                             method=self.method,
                             is_estimate=est,
+                            identity=self.identity_key,
                         )
                     )
             return run.info.id
 
+    def run_config(self) -> dict[str, Any]:
+        """Config of the store run of a write: :meth:`info` plus ``identities`` (identity key
+        -> :meth:`identity`, the same field a plan chunk's run records)."""
+        return {**self.info(), "identities": {self.identity_key: self.identity()}}
+
     def info(self) -> dict[str, Any]:
         """Run metadata recorded with the measurements (settings, versions, host)."""
         return {"method": self.method, "device": self.device.name}
+
+
+def stored_identity(store: Store, key: str) -> dict[str, Any] | None:
+    """The identity fields recorded for identity ``key`` by the run that wrote it (the
+    ``identities`` of its config), or ``None`` if no run recorded them."""
+    for run in reversed(store.list_runs()):
+        found = (run.config or {}).get("identities") or {}
+        if key in found:
+            return dict(found[key])
+    return None
 
 
 MEASURERS: Registry[Measurer] = Registry("measurer")

@@ -165,6 +165,14 @@ class LocalRuntimeMeasurer(Measurer):
         self.total_cost.add(result.cost)
         return result
 
+    def identity(self) -> dict[str, Any]:
+        """The runtime setting (and ONNX export scheme) on top of the device record."""
+        return {
+            **super().identity(),
+            "setting": self.setting.to_dict(),
+            "opset": OPSET if self.setting.runtime == "onnxruntime" else None,
+        }
+
     def info(self) -> dict[str, Any]:
         from fleetnas.store.hostinfo import host_info
 

@@ -50,6 +50,7 @@ class TableMeasurer(Measurer):
     def _table(self, space: SearchSpace, metric: str) -> _Table:
         key = (space.name, metric)
         if key not in self._tables:
+            self.check_identity()
             candidates = (self.wanted_statistic,) if self.wanted_statistic else STATISTICS
             for stat in candidates:
                 archs, vals = self.store.get_measurements(
@@ -107,6 +108,26 @@ class TableMeasurer(Measurer):
 
     def _write(self, space: SearchSpace, archs: np.ndarray, fresh: MeasureResult) -> int:
         raise AssertionError("a replayed table is never written back")
+
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity(), "replay_of": self.device.name}
+
+    def check_identity(self) -> None:
+        """A replay writes nothing and answers from whatever the store holds for its device;
+        it refuses only a table whose values come from more than one identity."""
+        if self._identity_checked:
+            return
+        found = self.store.device_identities(self.device.name)
+        if len(found) > 1:
+            from fleetnas.errors import IdentityError
+
+            parts = ", ".join(f"{n} from {k or 'none'}" for k, n in sorted(found.items(), key=str))
+            raise IdentityError(
+                f"device {self.device.name!r}: its stored values come from {len(found)} "
+                f"settings ({parts}); a replay of them would mix those settings. Keep one "
+                "(fleetnas data verify lists such devices)"
+            )
+        self._identity_checked = True
 
     @property
     def looked_up(self) -> int:

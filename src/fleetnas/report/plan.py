@@ -12,7 +12,9 @@ from typing import Any
 
 from fleetnas.errors import InputError
 
-PLAN_FORMAT = "fleetnas-plan/1"
+PLAN_FORMAT = "fleetnas-plan/2"
+#: Formats the report reads (format 1 differs only in infeasible entries keeping ``design``).
+PLAN_FORMATS = ("fleetnas-plan/1", PLAN_FORMAT)
 STATUSES = ("ok", "infeasible", "failed")
 
 #: Fixed colours so a method looks the same in every figure (and in the HTML and the PNGs).
@@ -57,7 +59,7 @@ def check_plan(plan: Any, where: str = "plan") -> dict[str, Any]:
     if not isinstance(plan, dict):
         raise InputError(f"{where}: expected a JSON object with 'format' and 'devices'")
     fmt = plan.get("format")
-    if fmt is not None and fmt != PLAN_FORMAT:
+    if fmt is not None and fmt not in PLAN_FORMATS:
         raise InputError(f"{where}: format {fmt!r} is not supported; expected {PLAN_FORMAT!r}")
     devices = plan.get("devices")
     if not isinstance(devices, list):

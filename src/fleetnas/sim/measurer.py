@@ -95,6 +95,17 @@ class SimMeasurer(Measurer):
             stats=stats,
         )
 
+    def identity(self) -> dict[str, Any]:
+        """The simulator's model, noise, seed and repeats: two simulated devices of one name
+        but another model (another fleet seed) or noise never share stored values."""
+        return {
+            **super().identity(),
+            "model": self.model.to_dict(),
+            "noise": self.noise,
+            "seed": self.seed,
+            "repeats": self.repeats,
+        }
+
     def info(self) -> dict[str, Any]:
         return {
             **super().info(),

@@ -72,6 +72,9 @@ class MeasurementBatch:
     method: str = ""
     is_estimate: bool = True
     extra: list[dict[str, Any]] | None = None
+    #: Identity key of the measurer that produced the values
+    #: (:attr:`fleetnas.measure.Measurer.identity_key`); ``None`` for imported values.
+    identity: str | None = None
 
     def __post_init__(self) -> None:
         self.archs = self.space.check(self.archs)
@@ -167,6 +170,13 @@ class Store(ABC):
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(archs n x D, values n)`` for one device and metric; the newest value per
         architecture. With ``archs`` given, returns those (in order) that have a value."""
+
+    @abstractmethod
+    def device_identities(self, device: str) -> dict[str | None, int]:
+        """Measurement rows stored for ``device`` per measurer identity key (``None``: rows
+        written without one: imported, or stored before identities were recorded). More than
+        one key means the device's values come from different settings (``fleetnas data
+        verify``). Empty for a device without measurements or unknown to the store."""
 
     @abstractmethod
     def measurements_frame(

@@ -153,6 +153,13 @@ def check_batch(batch: MeasurementBatch) -> CheckedBatch:
         raise InputError(f"{label}: unit must be a string, got {batch.unit!r}")
     if not isinstance(batch.method, str):
         raise InputError(f"{label}: method must be a string, got {batch.method!r}")
+    if batch.identity is not None and not (
+        isinstance(batch.identity, str) and 0 < len(batch.identity) <= 64
+    ):
+        raise InputError(
+            f"{label}: identity must be None or a string of 1 to 64 characters, "
+            f"got {batch.identity!r}"
+        )
     archs = batch.space.check(batch.archs)
     values = np.asarray(batch.values, dtype=float).reshape(-1)
     if len(values) != len(archs):

@@ -66,6 +66,7 @@ class _Batch:
     n: np.ndarray
     extra: list[str | None] | None
     arch_ids: np.ndarray | None = None
+    identity: str | None = None
 
 
 @dataclass
@@ -204,6 +205,14 @@ class InMemoryStore(Store):
         values = np.concatenate([b.values for b in batches] or [np.zeros(0)])
         keys = [k for b in batches for k in b.keys]
         return newest_values(space, ids, values, keys, archs)
+
+    def device_identities(self, device: str) -> dict[str | None, int]:
+        out: dict[str | None, int] = {}
+        with self._lock:
+            for b in self._batches:
+                if b.device == device:
+                    out[b.identity] = out.get(b.identity, 0) + len(b.keys)
+        return out
 
     def measurements_frame(
         self,
@@ -406,6 +415,7 @@ class _MemRun(Run):
             values=checked.values.copy(),
             n=checked.n.copy(),
             extra=checked.extra,
+            identity=batch.identity,
         )
 
         def apply() -> None:

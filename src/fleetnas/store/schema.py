@@ -27,8 +27,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-#: Bumped whenever the tables change; a store written by a newer version is refused.
-SCHEMA_VERSION = 1
+#: Bumped whenever the tables change; a store written by a newer version is refused, an older
+#: one is upgraded on open (:data:`UPGRADES`).
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -106,6 +107,7 @@ measurement_batches = Table(
     Column("is_estimate", Boolean, nullable=False),
     Column("timestamp", _When, nullable=False),
     Column("count", Integer, nullable=False),
+    Column("identity", String(64), nullable=True),
     Index("ix_batches_series", "space_id", "device_id", "metric", "statistic"),
 )
 
@@ -149,6 +151,11 @@ plans = Table(
     Column("run_id", ForeignKey("runs.id"), nullable=False),
     UniqueConstraint("plan", "device", name="uq_plan_device"),
 )
+
+#: Statements that bring a store of schema version ``v`` to ``v + 1`` (``UPGRADES[v]``).
+UPGRADES: dict[int, tuple[str, ...]] = {
+    1: ("ALTER TABLE measurement_batches ADD COLUMN identity VARCHAR(64)",),
+}
 
 #: Table behind each key of :meth:`Store.counts`.
 COUNTED_TABLES = {

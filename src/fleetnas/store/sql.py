@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, case, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, case, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from fleetnas.devices import Device
@@ -112,6 +112,8 @@ class SQLStore(Store):
                         conn.execute(
                             insert(t.meta).values(key="schema_version", value=str(t.SCHEMA_VERSION))
                         )
+                    elif found < t.SCHEMA_VERSION:
+                        _upgrade(conn, found)
                 return
             except StoreError:
                 raise
@@ -319,6 +321,23 @@ class SQLStore(Store):
         values = np.fromiter((r[1] for r in rows), dtype=float, count=len(rows))
         return newest_values(space, ids, values, [r[2] for r in rows], archs)
 
+    def device_identities(self, device: str) -> dict[str | None, int]:
+        b = t.measurement_batches
+        with self._read() as conn:
+            did = self._device_ids.get(device)
+            if did is None:
+                did = conn.execute(
+                    select(t.devices.c.id).where(t.devices.c.name == device)
+                ).scalar()
+            if did is None:
+                return {}
+            rows = conn.execute(
+                select(b.c.identity, func.sum(b.c.count))
+                .where(b.c.device_id == did)
+                .group_by(b.c.identity)
+            ).all()
+        return {r[0]: int(r[1]) for r in rows if r[1]}
+
     def measurements_frame(
         self,
         space: SearchSpace | None = None,
@@ -462,6 +481,17 @@ class SQLStore(Store):
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _upgrade(conn: Connection, found: int) -> None:
+    """Bring a store of schema version ``found`` to :data:`~fleetnas.store.schema.SCHEMA_VERSION`
+    inside the opening transaction."""
+    for version in range(found, t.SCHEMA_VERSION):
+        for statement in t.UPGRADES[version]:
+            conn.execute(text(statement))
+    conn.execute(
+        update(t.meta).where(t.meta.c.key == "schema_version").values(value=str(t.SCHEMA_VERSION))
+    )
 
 
 def _unknown_device(conn: Connection, name: str, shown: int = 30) -> UnknownNameError:

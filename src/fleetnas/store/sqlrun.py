@@ -148,6 +148,7 @@ class SQLRun(Run):
                 is_estimate=bool(batch.is_estimate),
                 timestamp=utcnow(),
                 count=len(arch_ids),
+                identity=batch.identity,
             )
         ).inserted_primary_key[0]
         cols: dict[str, list[Any]] = {
