@@ -12,7 +12,8 @@ store stamps what it writes). ``space`` may be left out when the importer is giv
 then one column per series, headed ``<device>[<metric>:<unit>]`` or
 ``<device>[<metric>:<unit>:<statistic>]``, e.g. ``pixel2[latency:ms:mean]``; a bare
 ``<device>`` header takes ``metric``, ``unit`` and ``statistic`` from the importer's arguments
-(``latency``, ``ms``, ``median`` by default). An empty cell is a missing measurement. ``n``,
+(``latency``, ``ms``, ``median`` by default). An empty cell is refused unless
+``skip_missing`` is given (then it is left out and counted). ``n``,
 ``method`` and ``is_estimate`` apply to the whole file (importer arguments), so use the long
 shape to keep per-row provenance.
 
