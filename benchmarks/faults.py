@@ -9,8 +9,9 @@ keeping every entry it stored), and running the same command again completes the
 It runs the property tests of ``tests/faults`` with ``--examples`` examples each (hypothesis;
 each test asserts its invariants, so a crash fails the script) and counts the inputs they
 tried; then ``--trials`` kills per signal of ``data import --file`` (8,000 rows) and of
-``plan`` (4 simulated devices, 8 entries, serial executor), each at a random moment, checks
-the rows and the store's integrity, and resumes; one SIGTERM to a ``plan`` on a process pool
+``plan`` (4 simulated devices, 8 entries, serial executor; at a random moment after its
+first chunk is stored), checks the rows and the store's integrity, resumes, and compares the
+plan with an uninterrupted run; one SIGTERM to a ``plan`` on a process pool
 checks that its workers end; and where a small tmpfs can be mounted (root), one import onto a
 full disk. Results: ``benchmarks/results/faults.{json,md}``.
 
@@ -59,27 +60,19 @@ class _TmpFactory:
 
 def fuzz(examples: int, root: Path) -> dict[str, int]:
     """Run every property test with ``examples`` examples; the inputs each one tried."""
+    os.environ["FLEETNAS_FUZZ_EXAMPLES"] = str(examples)
     import test_agent_fuzz as agent
     import test_property_inputs as inputs
-    from hypothesis import HealthCheck, settings
 
-    tuned = settings(
-        max_examples=examples,
-        deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
     factory = _TmpFactory(root)
     for name in dir(inputs):
         test = getattr(inputs, name)
         if name.startswith("test_") and hasattr(test, "hypothesis"):
             params = test.hypothesis.inner_test.__code__.co_varnames
-            kwargs = {"tmp_path_factory": factory} if "tmp_path_factory" in params else {}
-            tuned(test)(**kwargs)
+            test(**({"tmp_path_factory": factory} if "tmp_path_factory" in params else {}))
     with agent.make_client() as client:
-        tuned(agent.test_every_endpoint_answers_a_documented_status)(client=client)
-        settings(tuned, max_examples=max(5, examples // 5))(
-            agent.test_bodies_over_the_limit_are_413
-        )(client=client)
+        agent.test_every_endpoint_answers_a_documented_status(client=client)
+        agent.test_bodies_over_the_limit_are_413(client=client)
     return dict(inputs.FUZZED) | dict(agent.FUZZED)
 
 
@@ -97,18 +90,6 @@ def _exchange(path: Path, n: int) -> Path:
     return path
 
 
-def _interrupt(args: list[str], delay: float, sig: int) -> tuple[int, str, bool]:
-    """Run the CLI, send ``sig`` after ``delay`` s; (exit code, stderr, whether it was hit)."""
-    proc = subprocess.Popen(faultkit.cli(*args), env=faultkit.ENV, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
-    time.sleep(delay)
-    hit = proc.poll() is None
-    if hit:
-        proc.send_signal(sig)
-    err = proc.communicate(timeout=300)[1]
-    return proc.returncode, err, hit
-
-
 def _integrity(db: Path) -> bool:
     with sqlite3.connect(db) as conn:
         return conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -122,7 +103,7 @@ def kill_imports(trials: int, root: Path, rng: np.random.Generator) -> list[dict
         for t in range(trials):
             db = root / f"import-{name}-{t}.db"
             delay = float(rng.uniform(0.8, 5.0))
-            code, err, hit = _interrupt([*args, "--db", str(db)], delay, sig)
+            code, err, hit = faultkit.interrupt([*args, "--db", str(db)], sig, delay)
             after = faultkit.rows(db, "select count(*) from measurements") if db.exists() else 0
             ok = db.exists() is False or _integrity(db)
             again = subprocess.run(faultkit.cli(*args, "--db", str(db)), env=faultkit.ENV,
@@ -141,30 +122,44 @@ def kill_imports(trials: int, root: Path, rng: np.random.Generator) -> list[dict
     return out
 
 
-def _entries(db: Path) -> dict[str, int]:
+def _designs(db: Path) -> dict[str, tuple[int, str]]:
+    """Plan entry -> (the run that stored it, its design)."""
     with sqlite3.connect(db, timeout=60) as conn:
-        return dict(conn.execute("select device, run_id from plans").fetchall())
+        rows = conn.execute("select device, run_id, coalesce(design, '') from plans").fetchall()
+    return {k: (r, d) for k, r, d in rows}
 
 
 def kill_plans(
     trials: int, root: Path, store: Path, rng: np.random.Generator
 ) -> list[dict[str, Any]]:
+    """Kills of a serial plan, each at a random moment after its first chunk is stored; the
+    resumed plan is compared entry by entry with an uninterrupted run of the same command."""
     fleet = faultkit.write_small_fleet(4, root / "fleet.yaml")
-    n_tasks = 8
+
+    def args(db: Path) -> list[str]:
+        return ["plan", str(fleet), "--space", "nb201", "--approach", "proxy", "--executor",
+                "serial", "--chunk-size", "2", "--db", str(db), "--quiet",
+                "--no-truth"]  # fmt: skip
+
+    ref_db = root / "plan-reference.db"
+    shutil.copy(store, ref_db)
+    subprocess.run(faultkit.cli(*args(ref_db)), env=faultkit.ENV, check=True,
+                   capture_output=True)  # fmt: skip
+    reference = {k: d for k, (_, d) in _designs(ref_db).items()}
     out = []
     for name, sig in SIGNALS.items():
         for t in range(trials):
             db = root / f"plan-{name}-{t}.db"
             shutil.copy(store, db)
-            args = ["plan", str(fleet), "--space", "nb201", "--approach", "proxy",
-                    "--executor", "serial", "--chunk-size", "2", "--db", str(db), "--quiet",
-                    "--no-truth"]  # fmt: skip
-            delay = float(rng.uniform(2.0, 15.0))
-            code, err, hit = _interrupt(args, delay, sig)
-            kept = _entries(db)
-            again = subprocess.run(faultkit.cli(*args), env=faultkit.ENV, capture_output=True,
-                                   text=True)  # fmt: skip
-            final = _entries(db)
+            delay = float(rng.uniform(0.0, 3.0))
+            code, err, hit = faultkit.interrupt(
+                args(db), sig, delay,
+                after=lambda db=db: faultkit.rows(db, "select count(*) from plans") >= 2,
+            )  # fmt: skip
+            kept = _designs(db)
+            again = subprocess.run(faultkit.cli(*args(db)), env=faultkit.ENV,
+                                   capture_output=True, text=True)  # fmt: skip
+            final = _designs(db)
             out.append(
                 {
                     "signal": name, "delay_s": round(delay, 2), "hit": hit, "exit": code,
@@ -172,8 +167,11 @@ def kill_plans(
                     "resume_line": "run the same command again" in err,
                     "resume_exit": again.returncode,
                     "rows_lost": sum(1 for k in kept if k not in final),
-                    "recomputed": sum(1 for k, r in kept.items() if final.get(k) != r),
-                    "entries_final": len(final), "complete": len(final) == n_tasks,
+                    "recomputed": sum(1 for k, v in kept.items() if final.get(k) != v),
+                    "entries_final": len(final), "complete": len(final) == len(reference),
+                    "designs_differing_from_uninterrupted": sum(
+                        1 for k, d in reference.items() if final.get(k, (0, None))[1] != d
+                    ),
                     "duplicates": faultkit.rows(db, "select count(*) - count(distinct plan || "
                                                 "device) from plans"),
                 }
@@ -281,6 +279,7 @@ def main() -> None:
         "rows_lost": sum(k["rows_lost"] for k in kills),
         "duplicates": sum(k["duplicates"] for k in kills),
         "plan_entries_recomputed": sum(k["recomputed"] for k in plans),
+        "plan_designs_differing": sum(k["designs_differing_from_uninterrupted"] for k in plans),
         "import_trials": imports,
         "plan_trials": plans,
         "pool_sigterm": pool,
@@ -305,6 +304,8 @@ def main() -> None:
         f"| rows lost | {result['rows_lost']} |",
         f"| duplicates | {result['duplicates']} |",
         f"| plan entries recomputed after resuming | {result['plan_entries_recomputed']} |",
+        f"| resumed plan designs differing from an uninterrupted run | "
+        f"{result['plan_designs_differing']} |",
         f"| SIGTERM to a pool plan: exit, workers alive 2 s later | {pool['exit']}, "
         f"{pool['workers_alive_after_2s']} of {pool['workers']} |",
         "| disk full: exit, one line, rows in the database file after retry | "

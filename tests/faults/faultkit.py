@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -79,3 +80,44 @@ def wait_until(check: Callable[[], bool], proc: subprocess.Popen, timeout: float
 
 
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore::UserWarning:multiprocessing.resource_tracker"}
+
+
+def _default_sigint() -> None:
+    """In the child before exec: a shell's background job inherits SIGINT ignored, and Python
+    then never turns it into KeyboardInterrupt; the fault suite wants the real behaviour."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start(args: Sequence[str], **kwargs: object) -> subprocess.Popen:
+    """``fleetnas ARGS`` in a subprocess with SIGINT at its default, stderr piped as text."""
+    return subprocess.Popen(
+        cli(*args),
+        env=ENV,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def interrupt(
+    args: Sequence[str], sig: int, delay: float, after: Callable[[], bool] | None = None
+) -> tuple[int, str, bool]:
+    """Run ``fleetnas ARGS``; once ``after()`` holds (at once without it) wait ``delay`` s and
+    send ``sig``. Returns (exit code, stderr, whether the command was still running)."""
+    proc = start(args)
+    try:
+        if after is not None:
+            deadline = time.monotonic() + 300
+            while not after() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+        time.sleep(delay)
+        hit = proc.poll() is None
+        if hit:
+            proc.send_signal(sig)
+        err = proc.communicate(timeout=300)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, err, hit

@@ -6,6 +6,7 @@ strings and bodies. Every answer is one of the documented statuses with a one-li
 from __future__ import annotations
 
 import json
+import os
 import string
 import tempfile
 import warnings
@@ -33,6 +34,8 @@ URL_SAFE = string.ascii_letters + string.digits + "-._~/%?&=+;:@!$'()*,"
 PATHS = ["/health", "/info", "/measure", "/measure/onnx", "/", "/measure/", "/docs", "/../etc"]
 
 
+#: Requests per test: ``FLEETNAS_FUZZ_EXAMPLES`` (benchmarks/faults.py raises it), else 150.
+EXAMPLES = int(os.environ.get("FLEETNAS_FUZZ_EXAMPLES", "150"))
 #: Requests sent per test (read by benchmarks/faults.py for its figures).
 FUZZED: Counter[str] = Counter()
 
@@ -95,7 +98,7 @@ def _check(resp) -> None:
         assert "fleetnas-agent-" not in text and tempfile.gettempdir() + "/" not in text
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
     path=st.one_of(st.sampled_from(PATHS), st.text(URL_SAFE, max_size=20).map(lambda t: "/" + t)),
@@ -120,7 +123,7 @@ def test_every_endpoint_answers_a_documented_status(client, method, path, token,
     _check(resp)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=max(5, EXAMPLES // 5), deadline=None)
 @given(size=st.integers(64 * 1024 + 1, 256 * 1024))
 def test_bodies_over_the_limit_are_413(client, size):
     FUZZED["agent_large_bodies"] += 1

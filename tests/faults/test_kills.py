@@ -4,16 +4,16 @@ every entry it stored, and running the command again completes the job with no r
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from faultkit import ENV, cli, rows
+from faultkit import ENV, cli, interrupt, rows
 
 from fleetnas.spaces import get_space
 
@@ -37,15 +37,6 @@ def _exchange(path: Path, n: int) -> Path:
     return path
 
 
-def _interrupt_after(args: list[str], delay: float, sig: int) -> subprocess.CompletedProcess:
-    proc = subprocess.Popen(cli(*args), env=ENV, stderr=subprocess.PIPE, text=True)
-    time.sleep(delay)
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    err = proc.communicate(timeout=120)[1]
-    return subprocess.CompletedProcess(args, proc.returncode, "", err)
-
-
 def _integrity(db: Path) -> str:
     with sqlite3.connect(db) as conn:
         return conn.execute("PRAGMA integrity_check").fetchone()[0]
@@ -58,10 +49,10 @@ def test_import_killed_at_random_moments_is_all_or_nothing(tmp_path: Path):
     for k, sig in enumerate(SIGNALS):
         db = tmp_path / f"s{k}.db"
         args = ["data", "import", "--file", str(src), "--db", str(db), "--json"]
-        done = _interrupt_after(args, float(rng.uniform(1.0, 5.0)), sig)
-        assert "Traceback" not in done.stderr, done.stderr
-        if sig == signal.SIGINT and done.returncode != 0:
-            assert done.returncode == 130 and "interrupted" in done.stderr
+        code, err, _ = interrupt(args, sig, float(rng.uniform(1.0, 5.0)))
+        assert "Traceback" not in err, err
+        if sig == signal.SIGINT and code != 0:
+            assert code == 130 and "interrupted" in err, err
         if db.exists():
             got = rows(db, "select count(*) from measurements")
             assert got in (0, n), f"{signal.Signals(sig).name}: {got} of {n} rows survived"
@@ -72,25 +63,31 @@ def test_import_killed_at_random_moments_is_all_or_nothing(tmp_path: Path):
         assert rows(db, "select count(distinct arch_id) from measurements") == n
 
 
-def test_plan_killed_at_random_moments_resumes_exactly(help_only: Path, small_fleet):
+def test_plan_killed_at_random_moments_resumes_exactly(help_only: Path, small_fleet, tmp_path):
+    """Each signal hits a fresh copy of the store between its first and last stored chunk."""
     fleet = small_fleet(4)
-    args = ["plan", str(fleet), "--space", "nb201", "--approach", "proxy", "--executor",
-            "serial", "--chunk-size", "2", "--db", str(help_only), "--quiet",
-            "--no-truth"]  # fmt: skip
     rng = np.random.default_rng(7)
-    kept: dict[str, int] = {}
+    hits = 0
     for sig in SIGNALS:
-        done = _interrupt_after(args, float(rng.uniform(2.0, 12.0)), sig)
-        assert "Traceback" not in done.stderr, done.stderr
-        if sig != signal.SIGKILL and done.returncode != 0:
-            assert done.returncode == 128 + sig and "run the same command again" in done.stderr
-        now = _entries(help_only)
-        assert {k: now[k] for k in kept} == kept, "an entry stored earlier was lost or redone"
-        kept = now
-    final = subprocess.run(cli(*args), env=ENV, capture_output=True, text=True)
-    assert final.returncode == 0, final.stderr
-    after = _entries(help_only)
-    assert len(after) == 8 and {k: after[k] for k in kept} == kept
+        db = tmp_path / f"{signal.Signals(sig).name}.db"
+        shutil.copy(help_only, db)
+        args = ["plan", str(fleet), "--space", "nb201", "--approach", "proxy", "--executor",
+                "serial", "--chunk-size", "2", "--db", str(db), "--quiet",
+                "--no-truth"]  # fmt: skip
+        first = lambda db=db: rows(db, "select count(*) from plans") >= 2  # noqa: E731
+        code, err, hit = interrupt(args, sig, float(rng.uniform(0.0, 2.0)), after=first)
+        hits += hit
+        assert "Traceback" not in err, err
+        kept = _entries(db)
+        assert len(kept) >= 2
+        if hit and sig != signal.SIGKILL and len(kept) < 8:  # stopped mid-plan, not on its way out
+            assert code == 128 + sig and "run the same command again" in err, err
+        final = subprocess.run(cli(*args), env=ENV, capture_output=True, text=True)
+        assert final.returncode == 0, final.stderr
+        after = _entries(db)
+        assert len(after) == 8, "every (device, budget) entry once"
+        assert {k: after[k] for k in kept} == kept, "an entry stored before the kill was redone"
+    assert hits >= 1, "no signal arrived while the plan was running"
 
 
 def _entries(db: Path) -> dict[str, int]:

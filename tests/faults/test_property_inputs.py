@@ -6,6 +6,7 @@ another exception. Bounded in examples so the suite stays fast."""
 from __future__ import annotations
 
 import csv
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -26,8 +27,10 @@ from fleetnas.store import InMemoryStore
 
 #: Examples run per test (read by benchmarks/faults.py for its figures).
 FUZZED: Counter[str] = Counter()
+#: Examples per test: ``FLEETNAS_FUZZ_EXAMPLES`` (benchmarks/faults.py raises it), else 60.
+EXAMPLES = int(os.environ.get("FLEETNAS_FUZZ_EXAMPLES", "60"))
 SETTINGS = settings(
-    max_examples=60,
+    max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
