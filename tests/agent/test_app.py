@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -109,6 +110,24 @@ def test_onnx_upload(client: TestClient, tmp_path: Path, monkeypatch) -> None:
     assert r.status_code == 401
 
 
+def test_failed_upload_does_not_reveal_the_agents_paths(client: TestClient) -> None:
+    """Case 5 of issue 18: the 500 for a custom-op model named the agent's temp file."""
+    graph = helper.make_graph(
+        [helper.make_node("Frobnicate", ["x"], ["y"], domain="com.example")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)]
+    model = helper.make_model(graph, opset_imports=opsets).SerializeToString()
+    headers = {**AUTH, "Content-Type": "application/octet-stream"}
+    r = client.post("/measure/onnx", content=model, headers=headers)
+    detail = r.json()["detail"]
+    assert r.status_code == 500 and "Frobnicate" in detail
+    assert "fleetnas-agent-" not in detail and ".onnx" not in detail
+    assert tempfile.gettempdir() + "/" not in detail
+
+
 def _external_data_model() -> bytes:
     """A valid ONNX graph whose weight points at a file on the server's disk."""
     w = helper.make_tensor("w", TensorProto.FLOAT, [1], [0.0])
@@ -133,3 +152,6 @@ def test_config_is_validated() -> None:
         AgentConfig(token="")
     with pytest.raises(InputError, match="repeat"):
         AgentConfig(token="t", settings=[RuntimeSetting(), RuntimeSetting()])
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(InputError, match="--timeout-s must be a number of seconds > 0"):
+            AgentConfig(token="t", timeout_s=bad)

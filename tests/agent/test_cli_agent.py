@@ -23,3 +23,10 @@ def test_non_loopback_host_needs_allow_remote(capsys: pytest.CaptureFixture[str]
 def test_bad_setting_is_refused_before_serving(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["agent", "serve", "--token", "t0k", "--precision", "fp8"]) == 2
     assert "precision 'fp8'" in capsys.readouterr().err
+
+
+def test_zero_timeout_is_a_validation_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """Case 5 of issue 18: a traceback and exit code 1 before."""
+    assert main(["agent", "serve", "--token", "t0k", "--timeout-s", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "--timeout-s" in err and "\n" not in err

@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from fleetnas.errors import MeasurementError
+from fleetnas.errors import InputError, MeasurementError
 from fleetnas.measure import get_measurer
 from fleetnas.spaces import get_space
 from fleetnas.store import open_store
@@ -132,6 +132,19 @@ def test_wrong_token_is_refused(agents: dict[str, Agent]) -> None:
     assert r.status_code == 401
     with pytest.raises(MeasurementError, match="refused the token"):
         get_measurer(f"agent:{url}", token="nope")
+
+
+def test_token_in_the_spec_is_accepted(agents: dict[str, Agent], monkeypatch) -> None:
+    """Case 5 of issue 18: the missing-token message advised ``#token=``, which was refused."""
+    monkeypatch.delenv("FLEETNAS_AGENT_TOKEN", raising=False)
+    url = agents["t1"].url
+    with pytest.raises(InputError, match=r"needs a token: set \$FLEETNAS_AGENT_TOKEN, or end"):
+        get_measurer(f"agent:{url}")
+    m = get_measurer(f"agent:{url}#token={TOKEN},retries=1")
+    assert m.device.name == "e2e-ort-t1-b1-fp32-optall"
+    assert TOKEN not in (m.device.measurer or "")
+    with pytest.raises(MeasurementError, match="refused the token"):
+        get_measurer(f"agent:{url}#token=nope")
 
 
 def test_agent_killed_mid_run_leaves_nothing(agents: dict[str, Agent], store) -> None:

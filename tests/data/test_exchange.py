@@ -69,13 +69,20 @@ def test_acceptance_help_nb201_export_reproduces_upstream(nb201_store, data_dir,
         assert (exported == np.asarray(upstream, dtype=float)[order]).all(), dev
 
 
-def test_bare_wide_columns_use_defaults_and_blank_cells_are_missing(store, tmp_path: Path):
+def test_bare_wide_columns_use_defaults_and_blank_cells_are_skipped_on_request(
+    store, tmp_path: Path
+):
     path = tmp_path / "mine.csv"
     pd.DataFrame(
         {"architecture": [NB201_A, NB201_B], "my_board": [3.5, None], "pixel2": [12.0, 14.0]}
     ).to_csv(path, index=False)
-    rep = import_table(store, path, space="nb201", unit="ms", statistic="median", method="lab")
-    assert rep.rows == 3 and sorted(rep.devices) == ["my_board", "pixel2"]
+    with pytest.raises(InputError, match=r"line 3, column 'my_board': blank or NaN value"):
+        import_table(store, path, space="nb201")
+    assert store.counts()["runs"] == 0
+    rep = import_table(
+        store, path, space="nb201", unit="ms", statistic="median", method="lab", skip_missing=True
+    )
+    assert rep.rows == 3 and rep.missing == 1 and sorted(rep.devices) == ["my_board", "pixel2"]
     assert store.get_device("my_board").family == "other"
     assert store.get_device("pixel2").features == catalog_features("pixel2")
     frame = store.measurements_frame()
@@ -129,10 +136,17 @@ def _long(tmp_path: Path, name: str = "bad.csv", **cols) -> Path:
             r"line 3, column 'architecture': architecture .* is not a valid nb201 design",
         ),
         ({"value": ["1.0", "fast", "3"]}, r"line 3, column 'value': 'fast' is not a finite number"),
-        ({"value": [1.0, -2.0, 3.0]}, r"line 3, column 'value': latency value -2.0 must be > 0"),
+        (
+            {"value": [1.0, -2.0, 3.0]},
+            r"line 3, column 'value': d1/latency value -2.0 ms is out of range; expected a "
+            r"latency in \(0, ",
+        ),
         ({"unit": None}, r"missing column 'unit'; the long shape needs columns"),
         ({"device": ["d1", "d1", "d1"]}, r"lines? 2 and line 4 both give d1/latency"),
-        ({"unit": ["ms", "s", "ms"]}, r"d1/latency is given in several units"),
+        (
+            {"metric": ["memory"] * 3, "unit": ["MB", "GB", "MB"]},
+            r"d1/memory is given in several units",
+        ),
         ({"device": ["d1", "", "d2"]}, r"line 3, column 'device': empty device"),
     ],
 )
@@ -182,3 +196,61 @@ def test_write_table_is_atomic_and_checks_shape(small_store, tmp_path: Path):
     with pytest.raises(InputError, match="shape must be"):
         write_table(frame, tmp_path / "out" / "x.csv", "tall")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "cols, message",
+    [
+        ({"value": [1.0, None, 3.0]}, r"line 3, column 'value': blank or NaN value"),
+        ({"value": ["1", "nan", "3"]}, r"line 3, column 'value': blank or NaN value"),
+        ({"value": [1.0, 1e308, 3.0]}, r"line 3, .*d1/latency value 1e\+308 ms is out of range"),
+        ({"value": [1.0, float("inf"), 3.0]}, r"line 3, column 'value': inf is not a finite"),
+        ({"unit": ["ms", "parsecs", "ms"]}, r"line 3, column 'unit': unit 'parsecs' is not a"),
+        (
+            {"metric": ["accuracy_cifar10"] * 3, "value": [50.0, 101.0, 3.0], "unit": ["%"] * 3},
+            r"line 3, .*accuracy_cifar10 value 101.0 % is out of range; expected an accuracy",
+        ),
+        (
+            {"metric": ["accuracy"] * 3, "value": [0.5, 1.5, 0.3], "unit": ["fraction"] * 3},
+            r"line 3, .*value 1.5 fraction \(150.0 %\) is out of range",
+        ),
+        ({"device": ["d1", "../../etc", "d2"]}, r"line 3, column 'device': .*contains '/'"),
+        ({"device": ["d1", "a..b", "d2"]}, r"line 3, column 'device': .*contains '\.\.'"),
+        ({"device": ["d1", "d 1", "d2"]}, r"line 3, column 'device': .*contains ' '"),
+        ({"metric": ["memory"] * 3, "unit": ["MB", "M B;", "MB"]}, r"not a short unit token"),
+    ],
+)
+def test_values_units_and_names_are_checked(store, tmp_path, cols, message):
+    """Case 4 of issue 18: these were stored as given (or dropped silently)."""
+    path = _long(tmp_path, **cols)
+    before = store.counts()
+    with pytest.raises(InputError, match=message) as err:
+        import_table(store, path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    assert store.counts() == before
+
+
+def test_units_are_converted_to_the_stores(store, tmp_path: Path):
+    path = _long(
+        tmp_path,
+        device=["d1", "d1", "d2"],
+        metric=["latency", "latency", "energy"],
+        value=[0.0015, 250.0, 2.0],
+        unit=["s", "us", "J"],
+    )
+    assert import_table(store, path).rows == 3
+    frame = store.measurements_frame().sort_values(["device", "value"], ignore_index=True)
+    assert frame["unit"].tolist() == ["ms", "ms", "mJ"]
+    np.testing.assert_allclose(frame["value"], [0.25, 1.5, 2000.0])
+    acc = _long(
+        tmp_path, "acc.csv", metric=["accuracy"] * 3, value=[0.5, 0.25, 1.0], unit=["fraction"] * 3
+    )
+    frame = read_table(acc)
+    assert set(frame["unit"]) == {"%"} and frame["value"].tolist() == [50.0, 25.0, 100.0]
+
+
+def test_skip_missing_counts_what_it_leaves_out(store, tmp_path: Path):
+    path = _long(tmp_path, value=[1.0, None, "nan"])
+    rep = import_table(store, path, skip_missing=True)
+    assert rep.rows == 1 and rep.missing == 2
+    assert store.counts()["measurements"] == 1

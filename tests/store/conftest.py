@@ -94,7 +94,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     if request.param == "memory":
         b = Backend("memory", "memory://")
     elif request.param == "sqlite":
-        b = Backend("sqlite", f"sqlite:///{tmp_path / 'not-yet' / 'fleetnas.db'}")
+        (tmp_path / "sqlite").mkdir()  # open_store makes no folder it is named (issue 18)
+        b = Backend("sqlite", f"sqlite:///{tmp_path / 'sqlite' / 'fleetnas.db'}")
     else:
         b = Backend("postgresql", request.getfixturevalue("pg_database").new_schema_url())
     yield b

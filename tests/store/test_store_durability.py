@@ -151,6 +151,12 @@ def test_open_store_resolution(tmp_path, monkeypatch):
     assert default.url == f"sqlite:///{home_db}" and home_db.exists()
     default.close()
     assert isinstance(open_store("memory://"), InMemoryStore)
+    with pytest.raises(StoreError, match=r"folder .*sub does not exist; create it first"):
+        open_store(str(tmp_path / "sub" / "plain.db"))
+    with pytest.raises(StoreError, match="does not exist"):
+        open_store(f"sqlite:///{tmp_path / 'sub' / 'deeper' / 'x.db'}")
+    assert not (tmp_path / "sub").exists()  # case 4 of issue 18: it was created silently
+    (tmp_path / "sub").mkdir()
     plain = open_store(str(tmp_path / "sub" / "plain.db"))
     assert (tmp_path / "sub" / "plain.db").exists()
     plain.close()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import shutil
 import tempfile
@@ -66,6 +67,13 @@ class AgentConfig:
             raise InputError(f"the agent's settings repeat: {', '.join(slugs)}")
         if self.max_body_bytes < 1:
             raise InputError(f"max body size must be positive, got {self.max_body_bytes}")
+        if not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
+            raise InputError(
+                f"--timeout-s must be a number of seconds > 0 (the longest a request may wait "
+                f"and run), got {self.timeout_s}"
+            )
+        if self.queue_size < 0:
+            raise InputError(f"--queue-size must be >= 0, got {self.queue_size}")
 
 
 class MeasureRequest(BaseModel):
@@ -272,6 +280,9 @@ def create_app(config: AgentConfig) -> FastAPI:
 
         try:
             report = await run_queued(job)
+        except HTTPError as exc:
+            detail = _hide_path(exc.detail, path, state["tmp"])
+            raise HTTPError(exc.status, detail, exc.headers) from None
         finally:
             os.unlink(path)
         t = report.timings["upload"]
@@ -299,6 +310,13 @@ def create_app(config: AgentConfig) -> FastAPI:
     app.state.queue = queue
     app.state.measurers = measurers
     return app
+
+
+def _hide_path(detail: str, path: str, folder: str) -> str:
+    """``detail`` without the agent's file system layout (the upload's temporary file and
+    folder): a caller learns what failed, not where the agent keeps its files."""
+    out = detail.replace(path, "the uploaded model").replace(os.path.basename(path), "model")
+    return out.replace(folder, "the agent's upload folder")
 
 
 def check_onnx(body: bytes) -> None:

@@ -94,6 +94,12 @@ def import_(
     space: str | None = typer.Option(None, help="Space of a file without a space column."),
     metric: str = typer.Option("latency", help="Metric of a wide file."),
     unit: str = typer.Option("ms", help="Unit of a wide file."),
+    skip_missing: bool = typer.Option(
+        False,
+        "--skip-missing",
+        help="Leave blank and NaN values of --file out (and count them) instead of refusing "
+        "the file.",
+    ),
     db: str | None = DbOption,
     data_dir: str | None = DataDirOption,
     as_json: bool = JsonOption,
@@ -105,7 +111,13 @@ def import_(
         if file is not None:
             reports = {
                 str(file): data.import_table(
-                    store, file, shape, space=space, metric=metric, unit=unit
+                    store,
+                    file,
+                    shape,
+                    space=space,
+                    metric=metric,
+                    unit=unit,
+                    skip_missing=skip_missing,
                 )
             }
         else:
@@ -121,6 +133,8 @@ def import_(
         }
         for part, r in reports.items()
     ]
+    if file is not None:
+        rows[0]["missing skipped"] = reports[str(file)].missing
     emit(rows, as_json, title="import")
 
 

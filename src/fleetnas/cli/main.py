@@ -54,7 +54,7 @@ _USAGE_ERRORS = {"UsageError", "BadParameter", "MissingParameter", "NoSuchOption
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; FleetnasError -> one line on stderr, exit code 2."""
     try:
-        rc = app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except FleetnasError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2 if type(exc).__name__ in _USAGE_ERRORS else int(exc.exit_code)
         raise
     # without standalone mode click returns the code of ``typer.Exit(code)`` instead of raising
-    return rc if type(rc) is int else 0
+    if code == 130:  # typer turns a Ctrl-C inside a command into a returned 130
+        err_console.print("interrupted; nothing half-written was kept")
+    return code if type(code) is int else 0
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from fleetnas.cli.common import (
     err_console,
     print_json,
 )
+from fleetnas.cli.signals import exit_code, interrupts_raise
 
 if TYPE_CHECKING:
     from fleetnas.fleet import Executor, Fleet, PlanConfig, PlanRun
@@ -87,7 +88,7 @@ def plan(
     ex = make_executor(executor, workers, address)
     from fleetnas.store import open_store
 
-    with open_store(db) as store:
+    with open_store(db) as store, interrupts_raise():
         try:
             if quiet or as_json:
                 result = plan_fleet(
@@ -96,7 +97,7 @@ def plan(
                 )  # fmt: skip
             else:
                 result = _with_progress(fleet, config, store, name, out, ex, fresh, retry_failed)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the workers are stopped by now
             plan_name = name or f"{fleet.name}-{space}"
             kept = len(store.get_plan(plan_name))
             err_console.print(
@@ -104,7 +105,7 @@ def plan(
                 "command again to continue where it stopped",
                 soft_wrap=True,
             )
-            raise SystemExit(130) from None
+            raise SystemExit(exit_code(exc)) from None
     summary = result.summary
     if as_json:
         print_json(

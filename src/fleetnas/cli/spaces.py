@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from fleetnas.cli.common import JsonOption, emit, print_json, print_table
+from fleetnas.errors import InputError
 from fleetnas.spaces import get_space, space_names
 
 app = typer.Typer(help="Design spaces: list them, sample designs, show one design.")
@@ -20,6 +21,10 @@ def list_spaces(as_json: bool = JsonOption) -> None:
     emit(rows, as_json, title="design spaces")
 
 
+#: The most designs ``spaces sample`` prints (200,000 took 394 MB of memory to render).
+MAX_SAMPLE = 10_000
+
+
 @app.command()
 def sample(
     space: str = typer.Argument(..., help="Space name or path to a YAML space."),
@@ -28,6 +33,12 @@ def sample(
     as_json: bool = JsonOption,
 ) -> None:
     """Sample random designs and print their native strings with FLOPs and parameters."""
+    if n > MAX_SAMPLE:
+        raise InputError(
+            f"-n {n} is more designs than `spaces sample` prints (at most {MAX_SAMPLE:,}: "
+            f"every row costs about 2 kB to render); ask for fewer, or call "
+            f"SearchSpace.sample from Python for large batches"
+        )
     sp = get_space(space)
     archs = sp.sample(n, seed)
     flops, params = sp.flops(archs), sp.params(archs)

@@ -62,7 +62,9 @@ def import_all(
 
     Each part is its own idempotent run: parts already imported are skipped (their report has
     ``skipped`` true). Naming a part whose files are missing raises :class:`DataError`; with
-    ``parts=None`` a missing part is left out, and a folder with none raises.
+    ``parts=None`` a missing part is left out, and a folder with none raises. After each
+    part (new or already imported) the store is checkpointed (:meth:`Store.checkpoint`), so
+    that a part reported imported lives in the database file, not only in its log.
     """
     root = resolve_data_dir(data_dir)
     if parts is None:
@@ -85,6 +87,7 @@ def import_all(
             rep = import_nats(store, root)
         else:
             rep = import_ofa_assets(store, root)
+        store.checkpoint()
         out[part] = rep
         if progress is not None:
             progress(part, rep)

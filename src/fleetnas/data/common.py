@@ -20,7 +20,8 @@ from fleetnas.store.base import Store
 
 @dataclass
 class ImportReport:
-    """What one importer call did. ``rows`` is 0 and ``skipped`` true when nothing was new."""
+    """What one importer call did. ``rows`` is 0 and ``skipped`` true when nothing was new;
+    ``missing`` counts the blank or NaN values left out on request (``--skip-missing``)."""
 
     source: str
     space: str
@@ -29,6 +30,7 @@ class ImportReport:
     artifacts: list[str] = field(default_factory=list)
     run_id: int | None = None
     skipped: bool = False
+    missing: int = 0
 
 
 def data_path(data_dir: str | os.PathLike[str] | None, rel: str) -> Path:

@@ -12,17 +12,23 @@ store stamps what it writes). ``space`` may be left out when the importer is giv
 then one column per series, headed ``<device>[<metric>:<unit>]`` or
 ``<device>[<metric>:<unit>:<statistic>]``, e.g. ``pixel2[latency:ms:mean]``; a bare
 ``<device>`` header takes ``metric``, ``unit`` and ``statistic`` from the importer's arguments
-(``latency``, ``ms``, ``median`` by default). An empty cell is a missing measurement. ``n``,
+(``latency``, ``ms``, ``median`` by default). An empty cell is refused unless
+``skip_missing`` is given (then it is left out and counted). ``n``,
 ``method`` and ``is_estimate`` apply to the whole file (importer arguments), so use the long
 shape to keep per-row provenance.
 
 Both shapes read into one validated long frame (:func:`read_table`); any problem raises one
 :class:`~fleetnas.errors.InputError` naming the file, the line (CSV; the header is line 1) or
-row (Parquet, from 1), the column and what is expected. Values must be finite numbers, and
-positive for ``latency*`` and ``energy*`` metrics; a row may not repeat (space, architecture,
-device, metric, statistic). :func:`import_table` writes a file in one run keyed by a hash of
-its content (re-importing adds nothing); :func:`export_table` writes the store's newest value
-per (space, architecture, device, metric, statistic). Floats round-trip exactly in both formats.
+row (Parquet, from 1), the column, the value and what is expected, and nothing is written. A
+blank or NaN value (an empty wide cell too) is refused unless ``skip_missing`` is given, which
+leaves such cells out and counts them. Values must be finite numbers in their metric's range,
+in a unit of its whitelist, converted on import to the store's unit (:mod:`fleetnas.data.units`:
+latency in s/ms/us/ns -> ms, energy in J/mJ/uJ -> mJ, accuracy in % or fraction -> %);
+device names come from a safe alphabet (:mod:`fleetnas.devices.names`); a row may not repeat
+(space, architecture, device, metric, statistic). :func:`import_table` writes a file in one
+run keyed by a hash of its content (re-importing adds nothing); :func:`export_table` writes the
+store's newest value per (space, architecture, device, metric, statistic). Floats round-trip
+exactly in both formats.
 """
 
 from __future__ import annotations
@@ -36,9 +42,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fleetnas.data import units
 from fleetnas.data.common import ImportReport
 from fleetnas.devices import Device
 from fleetnas.devices.catalog import get_catalog_device
+from fleetnas.devices.names import unsafe_device_name
 from fleetnas.errors import FleetnasError, InputError, UnknownNameError
 from fleetnas.spaces import SearchSpace, get_space
 from fleetnas.store.base import MEASUREMENT_COLUMNS, MeasurementBatch, Store
@@ -50,7 +58,6 @@ REQUIRED = ("architecture", "device", "metric", "value", "unit")
 KEY = ("space", "architecture", "device", "metric", "statistic")
 RUN_KIND = "import-exchange"
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-POSITIVE_METRICS = ("latency", "energy")
 _HEADER = re.compile(
     r"^(?P<device>[^\[\]]+)\[(?P<metric>[^:\[\]]+):(?P<unit>[^:\[\]]+)(?::(?P<stat>[^:\[\]]+))?\]$"
 )
@@ -122,13 +129,17 @@ def read_table(
     method: str = "import",
     is_estimate: bool = False,
     n: int = 1,
+    skip_missing: bool = False,
 ) -> pd.DataFrame:
     """Read and validate an exchange file into a long frame (columns :data:`LONG_COLUMNS`
-    without ``timestamp``; ``architecture`` normalized to the space's native string).
+    without ``timestamp``; ``architecture`` normalized to the space's native string; values
+    in the store's unit of their metric).
 
     ``shape`` is ``long``, ``wide`` or ``None`` (long when the file has ``value``, ``device``
     and ``metric`` columns). The other arguments are the defaults described in the module
-    docstring; ``space`` is used when the file has no ``space`` column.
+    docstring; ``space`` is used when the file has no ``space`` column. With
+    ``skip_missing`` blank and NaN values are left out and counted in
+    ``frame.attrs["missing"]``; without it the first one is an error.
     """
     raw, where = _read_raw(path)
     if shape is None:
@@ -139,7 +150,7 @@ def read_table(
         frame = _wide_from_raw(raw, where, space, metric, unit, statistic, method, is_estimate, n)
     else:
         raise InputError(f"shape must be 'long' or 'wide', got {shape!r}")
-    return _validate(frame, where)
+    return _validate(frame, where, skip_missing)
 
 
 def _long_from_raw(
@@ -211,7 +222,6 @@ def _wide_from_raw(
             )
         seen[(dev, spec[0], spec[2])] = col
         cells = raw[col]
-        present = ~cells.isna().to_numpy()
         part = pd.DataFrame(
             {
                 "space": (raw["space"] if "space" in raw.columns else space),
@@ -228,17 +238,43 @@ def _wide_from_raw(
                 "column": col,
             }
         )
-        parts.append(part[present])
+        parts.append(part)
     return pd.concat(parts, ignore_index=True)
 
 
-def _validate(frame: pd.DataFrame, where: _Where) -> pd.DataFrame:
+def _missing(values: pd.Series) -> np.ndarray:
+    """Blank or NaN cells (``nan`` text is NaN already: pandas reads it so)."""
+    text = values.astype(str).str.strip().str.lower()
+    return values.isna().to_numpy() | text.isin(["", "nan"]).to_numpy()
+
+
+def _show(value: object) -> str:
+    """A cell for a message: numbers as numbers, text quoted, no NumPy reprs."""
+    if isinstance(value, float | np.floating | int | np.integer) and not isinstance(value, bool):
+        return repr(float(value))
+    return repr(str(value))
+
+
+def _validate(frame: pd.DataFrame, where: _Where, skip_missing: bool = False) -> pd.DataFrame:
+    missing = _missing(frame["value"])
+    n_missing = int(missing.sum())
+    if n_missing and skip_missing:
+        frame = frame[~missing].reset_index(drop=True)
     col_of = frame["column"] if "column" in frame.columns else None
     rows = frame["row"].to_numpy()
 
     def err(msg: str, k: int, col: str) -> InputError:
         column = col_of.iloc[k] if col_of is not None and col == "value" else col
         return where.error(msg, int(rows[k]), column)
+
+    if n_missing and not skip_missing:
+        k = int(np.flatnonzero(missing)[0])
+        raise err(
+            f"blank or NaN value (the first of {n_missing}); expected a finite number, or pass "
+            "--skip-missing (skip_missing=True) to leave them out and count them",
+            k,
+            "value",
+        )
 
     for col in ("space", "architecture", "device", "metric", "unit", "statistic", "method"):
         values = frame[col]
@@ -255,23 +291,14 @@ def _validate(frame: pd.DataFrame, where: _Where) -> pd.DataFrame:
             if col == "device" and bad.any():
                 k = int(np.flatnonzero(bad)[0])
                 raise err(f"device name {frame[col].iloc[k]!r} may not contain [ ] or :", k, col)
+    _check_devices(frame, err)
 
     value = pd.to_numeric(frame["value"], errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(value)
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
-        raise err(f"{frame['value'].iloc[k]!r} is not a finite number", k, "value")
-    positive = frame["metric"].str.startswith(POSITIVE_METRICS).to_numpy()
-    bad = positive & (value <= 0)
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        raise err(
-            f"{frame['metric'].iloc[k]} value {float(value[k])!r} must be > 0 (a latency or "
-            "energy)",
-            k,
-            "value",
-        )
-    frame["value"] = value
+        raise err(f"{_show(frame['value'].iloc[k])} is not a finite number", k, "value")
+    frame["value"] = _convert_units(frame, value, err)
 
     n_num = pd.to_numeric(frame["n"], errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(n_num) | (n_num < 0) | (n_num != np.round(n_num))
@@ -304,7 +331,43 @@ def _validate(frame: pd.DataFrame, where: _Where) -> pd.DataFrame:
             f"({key['statistic']}) of {key['space']} architecture {key['architecture']!r}; "
             f"expected one value per architecture, device, metric and statistic"
         )
-    return frame[[c for c in LONG_COLUMNS if c != "timestamp"]].reset_index(drop=True)
+    out = frame[[c for c in LONG_COLUMNS if c != "timestamp"]].reset_index(drop=True)
+    out.attrs["missing"] = n_missing if skip_missing else 0
+    return out
+
+
+def _check_devices(frame: pd.DataFrame, err) -> None:
+    for name, idx in frame.groupby("device", sort=False).indices.items():
+        why = unsafe_device_name(str(name))
+        if why is not None:
+            raise err(f"device name {name!r} {why}", int(idx[0]), "device")
+
+
+def _convert_units(frame: pd.DataFrame, value: np.ndarray, err) -> np.ndarray:
+    """Values in the store's unit of their metric (units are rewritten in ``frame``); the
+    first unit off the whitelist or value out of its metric's range is an error."""
+    out = value.copy()
+    unit_col = frame["unit"].to_numpy(dtype=object).copy()
+    for (metric, unit), idx in frame.groupby(["metric", "unit"], sort=False).indices.items():
+        why = units.check_unit(str(metric), str(unit))
+        if why is not None:
+            raise err(why, int(idx[0]), "unit")
+        converted, canonical = units.to_canonical(str(metric), str(unit), value[idx])
+        bad, expected = units.out_of_range(str(metric), converted)
+        if bad.any():
+            k = int(idx[np.flatnonzero(bad)[0]])
+            given = "" if canonical == unit else f" ({float(converted[bad][0])!r} {canonical})"
+            raise err(
+                f"{frame['device'].iloc[k]}/{metric} value {float(value[k])!r} {unit}{given} is "
+                f"out of range; "
+                f"expected {expected}",
+                k,
+                "value",
+            )
+        out[idx] = converted
+        unit_col[idx] = canonical
+    frame["unit"] = unit_col
+    return out
 
 
 _EXPECT = {
@@ -372,12 +435,17 @@ def content_key(frame: pd.DataFrame) -> str:
 
 
 def import_frame(store: Store, frame: pd.DataFrame, source: str = "frame") -> ImportReport:
-    """Write a validated long frame (:func:`read_table`) in one idempotent run."""
+    """Write a validated long frame (:func:`read_table`) in one idempotent run, then make it
+    durable in the database file (:meth:`Store.checkpoint`; an error if it cannot be)."""
+    bad = [d for d in frame["device"].unique().tolist() if unsafe_device_name(str(d))]
+    if bad:
+        raise InputError(f"{source}: device name {bad[0]!r} {unsafe_device_name(str(bad[0]))}")
     key = content_key(frame)
     spaces = sorted(frame["space"].unique().tolist())
     report = ImportReport("exchange", ",".join(spaces))
     if store.has_run(key):
         report.skipped = True
+        store.checkpoint()  # an earlier import may have committed it to the log alone
         return report
     known = {d.name for d in store.list_devices()}
     groups = frame.groupby(
@@ -410,6 +478,7 @@ def import_frame(store: Store, frame: pd.DataFrame, source: str = "frame") -> Im
                 )
             )
         report.run_id = run.info.id
+    store.checkpoint()
     return report
 
 
@@ -425,7 +494,9 @@ def import_table(
 ) -> ImportReport:
     """Read, validate and import an exchange file (see :func:`read_table` for ``defaults``)."""
     frame = read_table(path, shape, **defaults)  # type: ignore[arg-type]
-    return import_frame(store, frame, source=str(path))
+    report = import_frame(store, frame, source=str(path))
+    report.missing = int(frame.attrs.get("missing", 0))
+    return report
 
 
 def store_frame(

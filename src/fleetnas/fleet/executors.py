@@ -15,9 +15,12 @@ memory stays flat for a million-device fleet and an interrupt loses only the chu
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
 import resource
+import signal
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -37,8 +40,29 @@ _WORKER_PLANNERS: dict[str, Planner] = {}
 
 def _init_worker(planner: Planner) -> None:
     global _WORKER_PLANNER
+    detach_worker_signals()
     planner.bind_worker()
     _WORKER_PLANNER = planner
+
+
+def detach_worker_signals() -> None:
+    """Leave interrupts to the driver: a worker ignores SIGINT (Ctrl-C reaches the whole
+    terminal process group; the driver stops the workers itself, so no worker prints a
+    traceback), ends quietly on SIGTERM, and on Linux gets SIGTERM when the driver dies
+    (even by ``kill -9``) instead of running on as an orphan."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() == 1:  # the driver died before prctl took effect
+            os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _pool_chunk(chunk_id: int, tasks: Sequence[Task]) -> ChunkOutput:
@@ -117,6 +141,7 @@ class LocalPool(Executor):
         self.workers = int(n)
         self.window = int(window or 2 * self.workers)
         self._pool: ProcessPoolExecutor | None = None
+        self._busy = False
 
     def run(self, planner: Planner, chunks: Sequence[Chunk]) -> Iterator[ChunkOutput]:
         if not chunks:
@@ -129,6 +154,7 @@ class LocalPool(Executor):
         )
         todo = list(chunks)
         running: set[Future[ChunkOutput]] = set()
+        self._busy = True
         try:
             while todo or running:
                 while todo and len(running) < self.window:
@@ -137,13 +163,35 @@ class LocalPool(Executor):
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     yield fut.result()
+            self._busy = False
         finally:
             self.close()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Shut the pool down. Closed while chunks are still running (an interrupt, an error,
+        a consumer that stopped early), the workers are ended at once instead of finishing
+        chunks whose results nobody will read."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if self._busy:
+            _terminate_workers(pool)
+        pool.shutdown(wait=not self._busy, cancel_futures=True)
+        self._busy = False
+
+
+def _terminate_workers(pool: ProcessPoolExecutor, grace_s: float = 5.0) -> None:
+    """SIGTERM every worker of ``pool``, then SIGKILL those still alive after ``grace_s``."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + grace_s
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join(1.0)
 
 
 def ray_available() -> bool:

@@ -62,7 +62,10 @@ class AgentMeasurer(Measurer):
         if not url.startswith(("http://", "https://")):
             raise InputError(f"agent URL must start with http:// or https://, got {url!r}")
         if not token:
-            raise InputError(f"agent {url} needs a token (option token= or ${TOKEN_ENV})")
+            raise InputError(
+                f"agent {url} needs a token: set ${TOKEN_ENV}, or end the spec with "
+                f"#token=... (agent:{url}#token=...)"
+            )
         self.url = url.rstrip("/")
         self.retries = retries
         self.backoff_s = backoff_s
@@ -222,6 +225,7 @@ def _agent_factory(
         raise InputError("agent measurer needs a URL: 'agent:http://host:port'")
     opts: dict[str, Any] = dict(parse_options(query, "agent spec")) if query else {}
     opts.update(options)
+    spec_token = opts.pop("token", None)
     kwargs: dict[str, Any] = {}
     for key, cast in (
         ("setting", str),
@@ -239,7 +243,7 @@ def _agent_factory(
                 raise InputError(f"agent option {key}={value!r} is not a valid value") from None
     if opts:
         raise InputError(f"unknown agent option(s) {', '.join(sorted(opts))}")
-    token = token or os.environ.get(TOKEN_ENV, "")
+    token = token or spec_token or os.environ.get(TOKEN_ENV, "")
     m = AgentMeasurer(url, token, store=store, **kwargs)
     if device is not None and device.fingerprint != m.device.fingerprint:
         raise MeasurementError(

@@ -7,6 +7,8 @@ accepts any SQLAlchemy URL (e.g. ``postgresql+psycopg://user@host/db``), a plain
 
 from __future__ import annotations
 
+import os
+
 from fleetnas.paths import db_url
 from fleetnas.store.base import (
     MEASUREMENT_COLUMNS,
@@ -26,11 +28,14 @@ MEMORY_URL = "memory://"
 
 def open_store(url: str | None = None) -> Store:
     """The store at ``url``: explicit argument, else ``FLEETNAS_DB``, else
-    ``<user data dir>/fleetnas.db``. ``memory://`` gives a fresh :class:`InMemoryStore`."""
+    ``<user data dir>/fleetnas.db``. ``memory://`` gives a fresh :class:`InMemoryStore`.
+
+    Only the default store's folder is created when missing: a folder named by ``url`` or
+    ``FLEETNAS_DB`` that does not exist is a typo until proven otherwise (one clear error)."""
     resolved = db_url(url)
     if resolved.strip().lower() == MEMORY_URL:
         return InMemoryStore()
-    return SQLStore(resolved)
+    return SQLStore(resolved, create_folder=not (url or os.environ.get("FLEETNAS_DB")))
 
 
 __all__ = [

@@ -217,6 +217,12 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def checkpoint(self) -> None:  # noqa: B027 (backends without a write-ahead log keep none)
+        """Make every committed run durable in the database itself (SQLite: copy the
+        write-ahead log into the file and truncate it). Raises
+        :class:`~fleetnas.errors.StoreError` when that cannot be done (e.g. the disk is full);
+        the committed data then lives only in the log, which must not be deleted."""
+
     def __enter__(self) -> Store:
         return self
 

@@ -65,13 +65,14 @@ _BATCH_COLUMNS = (
 
 
 class SQLStore(Store):
-    """The store on an SQLAlchemy URL: ``sqlite:///path.db`` (created with its folder if
-    missing) or ``postgresql+psycopg://user:pass@host/db`` (the database must exist)."""
+    """The store on an SQLAlchemy URL: ``sqlite:///path.db`` (created if missing, with its
+    folder unless ``create_folder`` is false) or ``postgresql+psycopg://user:pass@host/db``
+    (the database must exist)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, create_folder: bool = True) -> None:
         self.url = url
         self.safe_url = hide_password(url)
-        self._engine = make_engine(url, self.safe_url)
+        self._engine = make_engine(url, self.safe_url, create_folder)
         self._is_sqlite = self._engine.dialect.name == "sqlite"
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -185,6 +186,11 @@ class SQLStore(Store):
                         f"run {key!r} already completed in {self.safe_url} (by a concurrent "
                         f"writer); check store.has_run(key) first to skip it"
                     ) from None
+                except SQLAlchemyError as exc:
+                    raise StoreError(
+                        f"cannot start run {kind!r} in {self.safe_url}: {reason(exc)}; nothing "
+                        "was written"
+                    ) from exc
                 info = RunInfo(int(rid), kind, key, cfg, host, started, "running")
                 handle = SQLRun(self, conn, info)
                 yield handle
@@ -478,6 +484,36 @@ class SQLStore(Store):
                 k: int(conn.execute(select(func.count()).select_from(tab)).scalar() or 0)
                 for k, tab in t.COUNTED_TABLES.items()
             }
+
+    def checkpoint(self) -> None:
+        if not self._is_sqlite or self._engine.url.database in (None, "", ":memory:"):
+            return
+        path = self._engine.url.database
+        try:
+            raw = self._engine.raw_connection()
+            try:
+                cur = raw.cursor()
+                try:
+                    busy, log, done = cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                finally:
+                    cur.close()
+            finally:
+                raw.close()
+        except Exception as exc:
+            if not is_db_error(exc, self._engine):
+                raise
+            raise StoreError(
+                f"the data is committed to the write-ahead log {path}-wal but could not be "
+                f"copied into {path}: {reason(exc)}; do not delete {path}-wal, and run the "
+                "import again once this is fixed (it adds nothing twice)"
+            ) from exc
+        if busy or (log >= 0 and done < log):
+            raise StoreError(
+                f"the data is committed to the write-ahead log {path}-wal but another process "
+                f"kept it from being copied into {path} ({done} of {log} pages after waiting "
+                f"{BUSY_TIMEOUT_S:.0f} s); do not delete {path}-wal, and run the import again "
+                "once the other process has finished"
+            )
 
     def close(self) -> None:
         self._engine.dispose()

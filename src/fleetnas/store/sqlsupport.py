@@ -3,6 +3,7 @@ right per-database settings, error text, and the fast bulk-insert path."""
 
 from __future__ import annotations
 
+import errno
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,12 +35,21 @@ def hide_password(url: str) -> str:
 
 
 def reason(exc: BaseException) -> str:
+    """The driver's first line, plus what to do for the failures a user can fix."""
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip().splitlines()
-    return text[0] if text else type(orig).__name__
+    first = text[0] if text else type(orig).__name__
+    low = first.lower()
+    if "disk is full" in low or getattr(orig, "errno", None) == errno.ENOSPC:
+        return f"{first} (the disk holding the store is full: free space and retry)"
+    if "readonly database" in low or "read-only file system" in low:
+        return f"{first} (the database file or its folder is read-only: check its permissions)"
+    return first
 
 
-def make_engine(url: str, safe: str) -> Engine:
+def make_engine(url: str, safe: str, create_folder: bool = True) -> Engine:
+    """An engine for ``url``; an SQLite file's missing folder is created only with
+    ``create_folder`` (the default store's folder), else refused with one clear line."""
     try:
         u = make_url(url)
     except ArgumentError:
@@ -57,6 +67,11 @@ def make_engine(url: str, safe: str) -> Engine:
                 raise StoreError(
                     f"cannot open the store at {safe}: {path} is a folder; expected "
                     f"an SQLite database file"
+                )
+            if not create_folder and not path.parent.is_dir():
+                raise StoreError(
+                    f"cannot open the store at {safe}: folder {path.parent} does not exist; "
+                    f"create it first (mkdir -p {path.parent}) or choose another --db"
                 )
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
