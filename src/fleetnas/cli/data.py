@@ -6,7 +6,15 @@ from pathlib import Path
 
 import typer
 
-from fleetnas.cli.common import DataDirOption, DbOption, JsonOption, console, emit, open_store_from
+from fleetnas.cli.common import (
+    DataDirOption,
+    DbOption,
+    JsonOption,
+    emit,
+    emit_doc,
+    open_store_from,
+    say,
+)
 
 app = typer.Typer(help="Public datasets and your own measurements: fetch, import, export, list.")
 
@@ -25,7 +33,7 @@ def download(
 
     results = data.download(dest, only or None, mirror)
     rows = [{"file": r.path, "status": r.status, "bytes": r.bytes_fetched} for r in results]
-    emit(rows, as_json, title=f"{len(rows)} files")
+    emit(rows, as_json, "data download", "files", title=f"{len(rows)} files")
 
 
 @app.command()
@@ -37,11 +45,11 @@ def verify(data_dir: str | None = DataDirOption, as_json: bool = JsonOption) -> 
     problems = data.verify(root)
     rows = [{"file": k, "problem": v} for k, v in sorted(problems.items())]
     if as_json:
-        emit(rows, True)
+        emit_doc("data verify", {"data_dir": str(root), "problems": rows})
     elif rows:
         emit(rows, False, title=f"{root}: {len(rows)} files missing or altered")
     else:
-        console.print(f"{root}: every file matches its pinned digest")
+        say(f"{root}: every file matches its pinned digest")
     if rows:
         raise typer.Exit(1)
 
@@ -83,7 +91,7 @@ def import_(
         }
         for part, r in reports.items()
     ]
-    emit(rows, as_json, title="import")
+    emit(rows, as_json, "data import", "parts", title="import")
 
 
 @app.command()
@@ -94,13 +102,17 @@ def export(
     device: list[str] | None = typer.Option(None, "--device", help="Only these devices."),
     metric: list[str] | None = typer.Option(None, "--metric", help="Only these metrics."),
     db: str | None = DbOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Export measurements in the open exchange format (newest value per architecture)."""
     from fleetnas import data
 
     with open_store_from(db) as store:
         rows = data.export_table(store, path, shape, space, device or None, metric or None)
-    console.print(f"wrote {rows} rows to {path}")
+    if as_json:
+        emit_doc("data export", {"out": str(path), "shape": shape, "rows": rows})
+        return
+    say(f"wrote {rows} rows to {path}")
 
 
 @app.command("list")
@@ -113,7 +125,7 @@ def list_(db: str | None = DbOption, as_json: bool = JsonOption) -> None:
     series = listing.series.to_dict("records")
     artifacts = listing.artifacts.drop(columns=["sha256"]).to_dict("records")
     if as_json:
-        emit([{"series": series, "artifacts": artifacts}], True)
+        emit_doc("data list", {"series": series, "artifacts": artifacts})
         return
     emit(series, False, title="measurements")
     if artifacts:

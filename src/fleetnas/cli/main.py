@@ -19,7 +19,7 @@ from fleetnas.cli import optimize as optimize_cmd
 from fleetnas.cli import plan as plan_cmd
 from fleetnas.cli import report as report_cmd
 from fleetnas.cli import spaces as spaces_cmd
-from fleetnas.cli.common import err_console
+from fleetnas.cli.common import err_console, print_error
 from fleetnas.errors import FleetnasError
 
 app = typer.Typer(
@@ -27,7 +27,7 @@ app = typer.Typer(
     help="The best DNN design for every device of a diverse edge fleet.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(spaces_cmd.app, name="spaces")
@@ -42,9 +42,29 @@ app.command("demo")(demo_cmd.demo)
 plan_cmd.register(app)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"fleetnas {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        "-V",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the fleetnas version and exit.",
+    ),
+) -> None:
+    """The best DNN design for every device of a diverse edge fleet."""
+
+
 @app.command()
 def version() -> None:
-    """Print the fleetnas version."""
+    """Print the fleetnas version (same as --version)."""
     typer.echo(__version__)
 
 
@@ -56,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except FleetnasError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        print_error(str(exc))
         return 2
     except typer.Abort:
         err_console.print("aborted")
@@ -66,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as exc:
         return int(exc.code or 0)
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
     except Exception as exc:
         # Usage errors come from typer's bundled click (or click itself): one line, exit 2.
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
