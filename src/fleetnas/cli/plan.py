@@ -7,7 +7,19 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from fleetnas.cli.common import DbOption, JsonOption, console, emit, err_console, print_json
+from fleetnas.cli.common import (
+    DbOption,
+    JsonOption,
+    MarginHelp,
+    QuietOption,
+    SpaceOption,
+    emit,
+    emit_doc,
+    err_console,
+    margin_for,
+    progress_bar,
+    say,
+)
 
 if TYPE_CHECKING:
     from fleetnas.fleet import Executor, Fleet, PlanConfig, PlanRun
@@ -24,7 +36,7 @@ def register(app: typer.Typer) -> None:
 
 def plan(
     fleet_file: Path = typer.Argument(..., help="Fleet file (.yaml or .csv)."),
-    space: str = typer.Option(..., "--space", "-s", help="Design space (e.g. nb201, ofa_mbv3)."),
+    space: str = SpaceOption,
     out: Path | None = typer.Option(None, "--out", "-o", help="Where to write plan.json."),
     approach: str = typer.Option(
         "auto",
@@ -39,19 +51,20 @@ def plan(
     optimizer: str | None = typer.Option(None, help="Stored optimizer network (Approach 2)."),
     proxy: str | None = typer.Option(None, help="Proxy device for Approach 1 (default: pool)."),
     accuracy: str | None = typer.Option(None, help="Accuracy metric (default per space)."),
-    max_measurements: int = typer.Option(10, min=1, help="Real measurements per entry, at most."),
-    margin: float = typer.Option(
-        1.0,
-        min=0.0,
-        help="Safety margin of the network alone (and of the hybrid's first proposal), in "
-        "log-standard deviations of its predicted latency: higher means fewer budget violations "
-        "and less accurate designs (benchmarks/results/l2o_margin.md).",
+    max_measurements: int = typer.Option(
+        10,
+        min=1,
+        help="Approach 1's new real measurements per (device, budget) entry in its search, at "
+        "most. A device measured for the first time also pays its 10 probe measurements once "
+        "(shared by its budgets, counted in the entry's measurements), so an entry can show up "
+        "to 10 + this; the hybrid checks with at most 3.",
     ),
+    margin: float | None = typer.Option(None, min=0.0, help=MarginHelp, show_default=False),
     chunk_size: int = typer.Option(256, min=1, help="Tasks per chunk (one store run each)."),
     truth: bool = typer.Option(True, help="Check against ground truth where it exists."),
     fresh: bool = typer.Option(False, help="Recompute everything, replacing a stored plan."),
     retry_failed: bool = typer.Option(True, help="Retry entries that failed in an earlier run."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no tables."),
+    quiet: bool = QuietOption,
     db: str | None = DbOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -68,7 +81,7 @@ def plan(
         optimizer=optimizer,
         proxy=proxy,
         max_measurements=max_measurements,
-        margin=margin,
+        margin=margin_for(space, margin),
         truth=truth,
         chunk_size=chunk_size,
     )
@@ -77,7 +90,7 @@ def plan(
 
     with open_store(db) as store:
         try:
-            if quiet or as_json:
+            if quiet or as_json or not err_console.is_terminal:
                 result = plan_fleet(
                     fleet, config, store, name=name, out=out, executor=ex, fresh=fresh,
                     retry_failed=retry_failed,
@@ -95,14 +108,16 @@ def plan(
             raise SystemExit(130) from None
     summary = result.summary
     if as_json:
-        print_json(
+        emit_doc(
+            "plan",
             {
                 "plan": result.plan["plan"],
                 "out": str(result.path) if result.path else None,
                 "computed": result.computed,
                 "reused": result.reused,
+                "wall_s": result.wall_s,
                 "summary": summary,
-            }
+            },
         )
         return
     if quiet:
@@ -117,7 +132,7 @@ def plan(
     failed = [e for e in result.entries if e["status"] == "failed"][:10]
     for e in failed:
         err_console.print(f"failed {e['key']}: {e['reason']}", highlight=False, soft_wrap=True)
-    console.print(
+    say(
         f"{result.computed} entries computed, {result.reused} reused from the store"
         + (f"; wrote {result.path}" if result.path else "")
     )
@@ -133,22 +148,9 @@ def _with_progress(
     fresh: bool,
     retry_failed: bool,
 ) -> PlanRun:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from fleetnas.fleet import plan_fleet
 
-    columns = (
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task(f"planning {fleet.name}", total=fleet.n_tasks)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with progress_bar(f"planning {fleet.name}", fleet.n_tasks) as progress:
         return plan_fleet(
             fleet, config, store, name=name, out=out, executor=ex, fresh=fresh,
             retry_failed=retry_failed, progress=progress,
@@ -178,7 +180,10 @@ def generate(
     path = write_fleet(fleet, out)
     rows = _family_rows(fleet)
     if as_json:
-        print_json({"fleet": fleet.name, "out": str(path), "devices": len(fleet), "families": rows})
+        emit_doc(
+            "fleet generate",
+            {"fleet": fleet.name, "out": str(path), "devices": len(fleet), "families": rows},
+        )
         return
     emit(rows, False, title=f"{len(fleet)} devices, {fleet.n_tasks} tasks -> {path}")
 
@@ -194,8 +199,8 @@ def check(
     fleet = read_fleet(fleet_file)
     rows = _family_rows(fleet)
     if as_json:
-        print_json({"fleet": fleet.name, "devices": len(fleet), "tasks": fleet.n_tasks,
-                    "families": rows})  # fmt: skip
+        emit_doc("fleet check", {"fleet": fleet.name, "devices": len(fleet),
+                                 "tasks": fleet.n_tasks, "families": rows})  # fmt: skip
         return
     emit(rows, False, title=f"{fleet.name}: {len(fleet)} devices, {fleet.n_tasks} tasks")
 
