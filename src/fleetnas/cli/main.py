@@ -18,6 +18,7 @@ from fleetnas.cli import monotonicity as monotonicity_cmd
 from fleetnas.cli import optimize as optimize_cmd
 from fleetnas.cli import plan as plan_cmd
 from fleetnas.cli import report as report_cmd
+from fleetnas.cli import search as search_cmd
 from fleetnas.cli import spaces as spaces_cmd
 from fleetnas.cli.common import err_console, print_error
 from fleetnas.errors import FleetnasError
@@ -36,6 +37,7 @@ app.add_typer(measure_cmd.app, name="measure")
 app.add_typer(agent_cmd.app, name="agent")
 app.add_typer(l2o_cmd.app, name="l2o")
 app.command("optimize")(optimize_cmd.optimize)
+app.command("search")(search_cmd.search)
 app.command("monotonicity")(monotonicity_cmd.monotonicity)
 app.command("report")(report_cmd.report)
 app.command("demo")(demo_cmd.demo)
