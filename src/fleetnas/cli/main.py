@@ -12,6 +12,7 @@ from fleetnas.cli import agent as agent_cmd
 from fleetnas.cli import data as data_cmd
 from fleetnas.cli import demo as demo_cmd
 from fleetnas.cli import devices as devices_cmd
+from fleetnas.cli import export as export_cmd
 from fleetnas.cli import l2o as l2o_cmd
 from fleetnas.cli import measure as measure_cmd
 from fleetnas.cli import monotonicity as monotonicity_cmd
@@ -38,6 +39,7 @@ app.add_typer(agent_cmd.app, name="agent")
 app.add_typer(l2o_cmd.app, name="l2o")
 app.command("optimize")(optimize_cmd.optimize)
 app.command("search")(search_cmd.search)
+app.command("export")(export_cmd.export)
 app.command("monotonicity")(monotonicity_cmd.monotonicity)
 app.command("report")(report_cmd.report)
 app.command("demo")(demo_cmd.demo)

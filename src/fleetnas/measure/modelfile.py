@@ -9,8 +9,12 @@ user deploys is the network whose latency was measured. TFLite files are convert
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,12 +94,29 @@ def _write_tflite(space: SearchSpace, arch: np.ndarray, path: Path, shape: tuple
         torch.manual_seed(_seed(space, arch))
         model = space.to_torch(arch).eval()
     try:
-        converted = litert_torch.convert(model, (torch.zeros(*shape),))
-        converted.export(str(path))
+        with _stdout_to_stderr():
+            converted = litert_torch.convert(model, (torch.zeros(*shape),))
+            converted.export(str(path))
     except Exception as exc:  # the converter raises many types; the message names the cause
         raise MeasurementError(
             f"TFLite conversion of {space.name} {space.format(arch)!r} failed: {exc}"
         ) from exc
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what a converter prints (Python or native, file descriptor 1) to stderr, so
+    machine output on stdout stays clean."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def check_onnx_bytes(model: bytes, source: str = "the model") -> None:
