@@ -94,3 +94,35 @@ def test_default_data_folder_is_the_makefiles(monkeypatch):
         assert paths.data_dir().resolve() == shared
     else:
         assert paths.data_dir() == paths.default_download_dir()
+
+
+def test_devices_list_json_lists_features_not_a_count(tmp_path, capsys):
+    from fleetnas.devices import Device
+    from fleetnas.store import open_store
+
+    db = str(tmp_path / "s.db")
+    with open_store(db) as store:
+        store.add_device(
+            Device("phone", "mobile_cpu", {"cores": 8, "clock_ghz": 2.4}, measurer="table:phone")
+        )
+    assert main(["devices", "list", "--db", db, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["format"] == "fleetnas-devices-list/1"
+    (row,) = doc["devices"]
+    assert row["features"] == {"clock_ghz": 2.4, "cores": 8} and row["measurer"] == "table:phone"
+    assert main(["devices", "show", "phone", "--db", db, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["format"] == "fleetnas-devices-show/1" and shown["features"]["cores"] == 8
+
+
+def test_version_flag(capsys):
+    from fleetnas import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"fleetnas {__version__}"
+
+
+def test_shell_completion_is_offered(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--install-completion" in out and "--show-completion" in out
