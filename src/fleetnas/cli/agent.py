@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+from pathlib import Path
 
 import typer
 from rich.text import Text
@@ -54,6 +55,12 @@ def serve(
     queue_size: int = typer.Option(4, min=0, help="Requests that may wait behind the running one."),
     timeout_s: float = typer.Option(600.0, help="Per-request timeout, waiting included."),
     allow_remote: bool = typer.Option(False, help="Allow binding a non-loopback address."),
+    url_file: Path | None = typer.Option(
+        None,
+        "--url-file",
+        help="Write the URL it serves on to this file once the port is bound (with --port 0, "
+        "how a script learns the free port).",
+    ),
 ) -> None:
     """Serve GET /health, GET /info, POST /measure and POST /measure/onnx until stopped."""
     import uvicorn
@@ -90,9 +97,12 @@ def serve(
     sock = bind(host, port)
     bound = sock.getsockname()[1]
     url_host = f"[{host}]" if ":" in host else host
-    err_console.print(
-        Text(f"fleetnas agent: {device.name} on http://{url_host}:{bound}"), soft_wrap=True
-    )
+    url = f"http://{url_host}:{bound}"
+    err_console.print(Text(f"fleetnas agent: {device.name} on {url}"), soft_wrap=True)
+    if url_file is not None:
+        from fleetnas.fileio import atomic_write_text
+
+        atomic_write_text(url_file, url + "\n")
     server = uvicorn.Server(uvicorn.Config(app_, log_level="warning", access_log=False))
     try:
         server.run(sockets=[sock])

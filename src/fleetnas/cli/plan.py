@@ -56,8 +56,8 @@ def plan(
         min=1,
         help="Approach 1's new real measurements per (device, budget) entry in its search, at "
         "most. A device measured for the first time also pays its 10 probe measurements once "
-        "(shared by its budgets, counted in the entry's measurements), so an entry can show up "
-        "to 10 + this; the hybrid checks with at most 3.",
+        "(shared by its budgets, counted in one entry's measurements as probe_measurements), "
+        "so that entry can show up to 10 + this; the hybrid checks with at most 3.",
     ),
     margin: float | None = typer.Option(None, min=0.0, help=MarginHelp, show_default=False),
     chunk_size: int = typer.Option(256, min=1, help="Tasks per chunk (one store run each)."),
