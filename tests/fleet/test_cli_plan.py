@@ -40,7 +40,7 @@ def test_plan_example_fleet_json(help_db: str, tmp_path: Path, capsys) -> None:
     ]  # fmt: skip
     assert main(args) == 0
     res = json.loads(capsys.readouterr().out)
-    assert res["format"] == "fleetnas-plan/1" and res["wall_s"] > 0
+    assert res["format"] == "fleetnas-plan-run/1" and res["wall_s"] > 0
     assert res["computed"] == 12 and res["reused"] == 0 and res["out"] == str(out)
     assert res["summary"]["ok"] == 12 and res["summary"]["violations_known"] == 0
     doc = read_plan(out)

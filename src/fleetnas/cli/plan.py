@@ -109,7 +109,7 @@ def plan(
     summary = result.summary
     if as_json:
         emit_doc(
-            "plan",
+            "plan run",
             {
                 "plan": result.plan["plan"],
                 "out": str(result.path) if result.path else None,
