@@ -72,10 +72,15 @@ def test_error_messages_print_verbatim_with_their_brackets(tmp_path, capsys):
     assert "<device>[<metric>:<unit>]" in err
 
 
-def test_ray_hint_keeps_its_brackets(capsys):
-    from fleetnas.cli.common import print_error
+def test_ray_hint_keeps_its_brackets(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
 
-    print_error("--executor ray needs the ray package: pip install 'fleetnas[ray]'")
+    from fleetnas.fleet import executors
+
+    monkeypatch.setattr(executors, "ray_available", lambda: False)
+    fleet = Path(__file__).resolve().parents[2] / "examples" / "fleets" / "help_nb201.yaml"
+    args = ["plan", str(fleet), "-s", "nb201", "--executor", "ray", "--db", str(tmp_path / "s.db")]
+    assert main(args) == 2
     assert "pip install 'fleetnas[ray]'" in capsys.readouterr().err
 
 

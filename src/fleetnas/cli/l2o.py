@@ -98,7 +98,7 @@ def train(
         predictor_epochs=predictor_epochs,
         seed=seed,
     )
-    say = None if as_json else (lambda msg: console.print(msg, highlight=False))
+    say = None if as_json else (lambda msg: console.print(msg, highlight=False, markup=False))
     with open_store_from(db) as store:
         _, report = train_optimizer(store, cfg, progress=say)
     if as_json:

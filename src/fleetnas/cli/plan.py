@@ -104,6 +104,7 @@ def plan(
                 f"interrupted: {kept} entries of plan {plan_name!r} are stored; run the same "
                 "command again to continue where it stopped",
                 soft_wrap=True,
+                markup=False,
             )
             raise SystemExit(130) from None
     summary = result.summary
@@ -131,7 +132,7 @@ def plan(
     emit(summary["by_method"], False, title="by method")
     failed = [e for e in result.entries if e["status"] == "failed"][:10]
     for e in failed:
-        err_console.print(f"failed {e['key']}: {e['reason']}", highlight=False, soft_wrap=True)
+        err_console.print(f"failed {e['key']}: {e['reason']}", markup=False, soft_wrap=True)
     say(
         f"{result.computed} entries computed, {result.reused} reused from the store"
         + (f"; wrote {result.path}" if result.path else "")
