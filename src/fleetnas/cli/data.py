@@ -61,7 +61,9 @@ def import_(
     ),
     file: Path | None = typer.Option(None, "--file", help="Your own CSV/Parquet exchange file."),
     shape: str | None = typer.Option(None, help="long or wide (default: detected)."),
-    space: str | None = typer.Option(None, help="Space of a file without a space column."),
+    space: str | None = typer.Option(
+        None, "--space", "-s", help="Space of a file without a space column."
+    ),
     metric: str = typer.Option("latency", help="Metric of a wide file."),
     unit: str = typer.Option("ms", help="Unit of a wide file."),
     db: str | None = DbOption,
@@ -98,7 +100,7 @@ def import_(
 def export(
     path: Path = typer.Argument(..., help="Output .csv or .parquet file."),
     shape: str = typer.Option("long", help="long or wide."),
-    space: str | None = typer.Option(None, help="Only this space."),
+    space: str | None = typer.Option(None, "--space", "-s", help="Only this space."),
     device: list[str] | None = typer.Option(None, "--device", help="Only these devices."),
     metric: list[str] | None = typer.Option(None, "--metric", help="Only these metrics."),
     db: str | None = DbOption,
