@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import pytest
 
@@ -15,9 +16,28 @@ def demo_run(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     with open_store(str(out / "store.db")) as store:
         config = DemoConfig(out_dir=out, n_sim=6, local=False, executor="serial", data_dir=data_dir)
-        first = run_demo(config, store)
+        first = run_demo(config, store, PHASES.append, progress=_recording_bar)
         second = run_demo(config, store)
     return out, first, second
+
+
+PHASES: list[str] = []
+BAR: list[tuple[str, int, int]] = []
+
+
+@contextmanager
+def _recording_bar(description: str, total: int):
+    yield lambda done, of: BAR.append((description, done, of))
+
+
+def test_demo_says_its_phases_and_moves_a_bar_per_task(demo_run):
+    text = "\n".join(PHASES)
+    for phase in ("public data:", "optimizer network", "fleet: 33 devices", "plan: 66 tasks",
+                  "plan: 66 entries computed", "report: writing"):  # fmt: skip
+        assert phase in text, text
+    assert BAR[0] == ("plan", 0, 66) and BAR[-1] == ("plan", 66, 66)
+    # chunks of 256 tasks: a per-chunk bar would show 0 and 66 only
+    assert any(0 < done < 66 for _, done, _ in BAR)
 
 
 def test_demo_plans_every_help_device_and_writes_files(demo_run):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,15 @@ class DemoResult:
 
 
 def run_demo(
-    config: DemoConfig, store: Store, say: Callable[[str], None] = lambda _msg: None
+    config: DemoConfig,
+    store: Store,
+    say: Callable[[str], None] = lambda _msg: None,
+    progress: Callable[[str, int], AbstractContextManager[Callable[[int, int], None]]]
+    | None = None,
 ) -> DemoResult:
-    """Run the demo end to end on ``store`` (see the module docstring)."""
+    """Run the demo end to end on ``store`` (see the module docstring). ``say`` gets one line
+    per phase; ``progress(description, total)``, when given, opens the plan's live progress
+    (a context manager yielding the ``progress(done, total)`` callback of :func:`plan_fleet`)."""
     from fleetnas.fleet import PlanConfig, make_executor, plan_fleet, write_fleet
     from fleetnas.report import render_report
 
@@ -94,16 +101,22 @@ def run_demo(
     t0 = time.perf_counter()
     plan_config = PlanConfig(space=SPACE, approach="auto", optimizer=OPTIMIZER, seed=config.seed)
     executor = make_executor(config.executor, config.workers, None)
+    say(f"plan: {fleet.n_tasks} tasks on {executor.name} ({executor.workers} workers)")
+    bar = progress("plan", fleet.n_tasks) if progress is not None else nullcontext(None)
     try:
-        run = plan_fleet(
-            fleet, plan_config, store, name="demo-nb201", out=out / "plan.json", executor=executor
-        )
+        with bar as tick:
+            run = plan_fleet(
+                fleet, plan_config, store, name="demo-nb201", out=out / "plan.json",
+                executor=executor, progress=tick,
+            )  # fmt: skip
     finally:
         executor.close()
     steps["plan"] = time.perf_counter() - t0
+    say(f"plan: {run.computed} entries computed, {run.reused} reused in {steps['plan']:.1f} s")
 
     t0 = time.perf_counter()
     report_path = out / "report.html"
+    say(f"report: writing {report_path}")
     render_report(run.plan, html_path=report_path, store=store)
     steps["report"] = time.perf_counter() - t0
     return DemoResult(

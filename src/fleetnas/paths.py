@@ -1,7 +1,8 @@
 """Where fleetnas finds public data and its store.
 
-Resolution order for the data folder: explicit argument, ``FLEETNAS_DATA_DIR``, the user cache
-folder that ``fleetnas data download`` fills. For the store: explicit URL, ``FLEETNAS_DB``, an
+Resolution order for the data folder: explicit argument, ``FLEETNAS_DATA_DIR``, ``../shared/data``
+beside a source checkout when that folder exists (the Makefile's default too), the user folder
+that ``fleetnas data download`` fills. For the store: explicit URL, ``FLEETNAS_DB``, an
 SQLite file in the user data folder.
 """
 
@@ -23,6 +24,15 @@ def default_download_dir() -> Path:
     return user_data_dir() / "data"
 
 
+def checkout_data_dir() -> Path | None:
+    """``../shared/data`` beside the source checkout this package runs from, if it exists."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "pyproject.toml").is_file():
+        return None
+    shared = root.parent / "shared" / "data"
+    return shared if shared.is_dir() else None
+
+
 def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The folder holding the public data files (same layout as ``../shared/data``)."""
     if explicit:
@@ -30,7 +40,7 @@ def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     env = os.environ.get("FLEETNAS_DATA_DIR")
     if env:
         return Path(env).expanduser()
-    return default_download_dir()
+    return checkout_data_dir() or default_download_dir()
 
 
 def db_url(explicit: str | None = None) -> str:

@@ -30,3 +30,31 @@ def test_zero_timeout_is_a_validation_error(capsys: pytest.CaptureFixture[str]) 
     assert main(["agent", "serve", "--token", "t0k", "--timeout-s", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "--timeout-s" in err and "\n" not in err
+
+
+def test_taken_port_is_one_line_exit_2_and_no_banner(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        assert main(["agent", "serve", "--token", "t0k", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"port {port} on 127.0.0.1 is already taken" in err
+    assert "fleetnas agent:" not in err and "Traceback" not in err
+
+
+def test_bind_gives_a_listening_socket_on_a_free_port() -> None:
+    import socket
+
+    from fleetnas.cli.agent import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        port = sock.getsockname()[1]
+        assert port > 0
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            pass
+    finally:
+        sock.close()

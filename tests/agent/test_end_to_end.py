@@ -174,3 +174,24 @@ def test_agent_killed_mid_run_leaves_nothing(agents: dict[str, Agent], store) ->
     assert len(store.list_runs()) == runs_before
     assert len(store.measurements_frame(nb201, [m.device.name])) == 0
     assert m.total_cost.measurements == 0
+
+
+def test_cli_measures_a_user_onnx_file_through_the_agent(
+    agents: dict[str, Agent],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    from fleetnas.cli.main import main
+    from fleetnas.measure.modelfile import write_model
+
+    nb201 = get_space("nb201")
+    model = write_model(nb201, nb201.parse(ARCHS[1]), tmp_path / "user.onnx").path
+    args = ["measure", "--onnx", str(model), "-m", f"agent:{agents['t1'].url}"]
+    monkeypatch.setenv("FLEETNAS_AGENT_TOKEN", TOKEN)
+    assert main([*args, "--db", str(tmp_path / "s.db"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["device"] == "e2e-ort-t1-b1-fp32-optall"
+    assert out["rows"][0]["latency_ms"] > 0 and out["cost"]["measurements"] == 1

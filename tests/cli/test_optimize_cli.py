@@ -24,7 +24,10 @@ def db(data_dir, tmp_path_factory):
 def test_json_run_on_a_help_device(db, capsys):
     assert main(["optimize", "--db", db, "--device", "pixel3", "--latency-ms", "8", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["status"] == "ok" and out["latency"] <= 8.0 and out["device"] == "pixel3"
+    assert out["format"] == "fleetnas-optimize/1"
+    assert out["status"] == "ok" and out["latency_ms"] <= 8.0 and out["device"] == "pixel3"
+    assert out["latency_budget_ms"] == 8.0 and out["latency"] == out["latency_ms"]
+    assert out["deprecated_keys"]["latency"] == "use latency_ms"
     assert out["proxy"] in {"raspi4", "gold_6226", "titan_rtx_32"}
     assert 3 <= out["measurements"] <= 10 and out["probes"] == 3
     assert out["trace"][0]["phase"] == "probe" and out["design"].startswith("|")

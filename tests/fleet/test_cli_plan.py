@@ -16,6 +16,7 @@ def test_generate_then_check(tmp_path: Path, capsys) -> None:
     args = ["fleet", "generate", "--sim", "7", "--out", str(out), "--budgets", "4.5,p50"]
     assert main([*args, "--seed", "3", "--json"]) == 0
     made = json.loads(capsys.readouterr().out)
+    assert made["format"] == "fleetnas-fleet-generate/1"
     assert made["devices"] == 7 and sum(r["devices"] for r in made["families"]) == 7
     fleet = read_fleet(out)
     assert [b.label for b in fleet.devices[0].budgets] == ["4.5ms", "p50"]
@@ -39,10 +40,13 @@ def test_plan_example_fleet_json(help_db: str, tmp_path: Path, capsys) -> None:
     ]  # fmt: skip
     assert main(args) == 0
     res = json.loads(capsys.readouterr().out)
+    assert res["format"] == "fleetnas-plan-run/1" and res["wall_s"] > 0
     assert res["computed"] == 12 and res["reused"] == 0 and res["out"] == str(out)
     assert res["summary"]["ok"] == 12 and res["summary"]["violations_known"] == 0
     doc = read_plan(out)
     assert doc["plan"] == "help-nb201-nb201" and len(doc["devices"]) == 12
+    # one margin default for `plan` and `l2o generate`: the space's calibrated one
+    assert doc["config"]["margin"] == 0.5
     assert main(args) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["computed"] == 0 and again["reused"] == 12

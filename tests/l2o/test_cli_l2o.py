@@ -32,12 +32,16 @@ def _features(toy) -> str:
 def test_generate_json_for_raw_features_weight_and_budget(toy, toy_db, capsys):
     args = ["l2o", "generate", "toy", "--features", _features(toy), "--db", toy_db, "--json"]
     assert main([*args, "--lambda", "0.5"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["format"] == "fleetnas-l2o-generate/1" and doc["optimizer"] == "toy"
+    # the toy optimizer is on nb201: its calibrated margin, as `plan` would take
+    assert doc["margin"] == 0.5
+    rows = doc["designs"]
     assert len(rows) == 1 and rows[0]["lambda"] == [0.0, 0.5]
     toy.space.parse(rows[0]["arch"])
     assert rows[0]["predicted_latency_ms"] > 0
     assert main([*args, "--latency-ms", "1e9"]) == 0
-    row = json.loads(capsys.readouterr().out)[0]
+    row = json.loads(capsys.readouterr().out)["designs"][0]
     assert row["feasible"] is True and row["latency_bound_ms"] <= 1e9
     toy.space.parse(row["arch"])
 
@@ -71,6 +75,18 @@ def test_mistakes_are_one_line_exit_2(toy_db, capsys, argv, needle):
     err = capsys.readouterr().err.strip()
     assert needle in err
     assert "Traceback" not in err and len(err.splitlines()) <= 2
+
+
+def test_margin_default_is_one_per_space_for_every_verb():
+    from fleetnas.cli.common import margin_for
+    from fleetnas.l2o.budget import default_margin
+
+    assert (default_margin("nb201"), default_margin("ofa_mbv3"), default_margin("fbnet")) == (
+        0.5,
+        2.5,
+        1.0,
+    )
+    assert margin_for("nb201", None) == 0.5 and margin_for("nb201", 2.0) == 2.0
 
 
 def test_train_from_the_store_then_generate_for_a_help_device(help_store, capsys):
@@ -107,7 +123,7 @@ def test_fleet_file_batch_mode_measures_probes_of_new_devices(toy_db, tmp_path, 
     assert main(argv) == 2
     assert "--measure" in capsys.readouterr().err
     assert main([*argv, "--measure"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["designs"]
     assert len(rows) == 4 and [r["label"] for r in rows] == ["p30", "p70", "p30", "p70"]
     # the probes are measured once per device (then stored), the embedding for both budgets
     assert [r["probe_measurements"] for r in rows] == [10, 0, 10, 0]

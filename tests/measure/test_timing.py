@@ -54,8 +54,14 @@ def test_timing_options_from_spec() -> None:
     assert cfg.to_dict()["cpus"] == [0, 1]
     with pytest.raises(InputError, match="unknown measuring option 'repets'"):
         TimingConfig.from_options({"repets": "4"})
-    with pytest.raises(InputError, match="repeats='many'"):
+    with pytest.raises(InputError, match=r"repeats='many' is not a valid value .*integer"):
         TimingConfig.from_options({"repeats": "many"})
+    assert TimingConfig.from_options({"energy": "yes", "processes": "1"}).energy is True
+    # a typo in a flag is refused, not read as "off"
+    with pytest.raises(InputError, match=r"energy='maybe' .*boolean"):
+        TimingConfig.from_options({"energy": "maybe"})
+    with pytest.raises(InputError, match="repeats >= 1"):
+        TimingConfig.from_options({"repeats": "0"})
     with pytest.raises(InputError, match="repeats >= 1"):
         TimingConfig(repeats=0)
 

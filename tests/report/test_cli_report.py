@@ -43,3 +43,11 @@ def test_cli_one_line_errors(tmp_path, capsys):
     assert main(["report", str(good)]) == 2
     assert "nothing to write" in capsys.readouterr().err
     assert not (tmp_path / "r.html").exists()
+
+
+def test_cli_json_lists_what_it_wrote(report_data, tmp_path, capsys):
+    html = tmp_path / "r.html"
+    assert main(["report", str(report_data.plan_path), "--html", str(html), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["format"] == "fleetnas-report/1" and doc["written"] == [str(html)]
+    assert "monotonicity" in doc["notes"] and html.is_file()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
+from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from fleetnas.cli.common import err_console
 from fleetnas.errors import InputError
@@ -26,7 +29,9 @@ def is_loopback(host: str) -> bool:
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to bind (loopback unless --allow-remote)."),
-    port: int = typer.Option(8765, min=1, max=65535, help="Port to listen on."),
+    port: int = typer.Option(
+        8765, min=0, max=65535, help="Port to listen on (0: a free one, printed at start)."
+    ),
     token: str = typer.Option(
         ...,
         envvar="FLEETNAS_AGENT_TOKEN",
@@ -50,6 +55,12 @@ def serve(
     queue_size: int = typer.Option(4, min=0, help="Requests that may wait behind the running one."),
     timeout_s: float = typer.Option(600.0, help="Per-request timeout, waiting included."),
     allow_remote: bool = typer.Option(False, help="Allow binding a non-loopback address."),
+    url_file: Path | None = typer.Option(
+        None,
+        "--url-file",
+        help="Write the URL it serves on to this file once the port is bound (with --port 0, "
+        "how a script learns the free port).",
+    ),
 ) -> None:
     """Serve GET /health, GET /info, POST /measure and POST /measure/onnx until stopped."""
     import uvicorn
@@ -83,5 +94,38 @@ def serve(
     )
     app_ = create_app(config)
     device = config.settings[0].device(prefix=config.name_prefix)
-    err_console.print(f"fleetnas agent: {device.name} on http://{host}:{port}", highlight=False)
-    uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)
+    sock = bind(host, port)
+    bound = sock.getsockname()[1]
+    url_host = f"[{host}]" if ":" in host else host
+    url = f"http://{url_host}:{bound}"
+    err_console.print(Text(f"fleetnas agent: {device.name} on {url}"), soft_wrap=True)
+    if url_file is not None:
+        from fleetnas.fileio import atomic_write_text
+
+        atomic_write_text(url_file, url + "\n")
+    server = uvicorn.Server(uvicorn.Config(app_, log_level="warning", access_log=False))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``, bound before anything says where the agent serves;
+    a taken port is an :class:`InputError` naming it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise InputError(
+                f"port {port} on {host} is already taken (another agent or program listens "
+                "there); give a free --port, or --port 0 for any free one"
+            ) from None
+        raise InputError(f"cannot bind {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import typer
 
-from fleetnas.cli.common import DataDirOption, DbOption, JsonOption, console, emit, open_store_from
+from fleetnas.cli.common import (
+    DataDirOption,
+    DbOption,
+    JsonOption,
+    emit,
+    emit_doc,
+    open_store_from,
+    say,
+)
 
 app = typer.Typer(help="Public datasets and your own measurements: fetch, import, export, list.")
 
@@ -25,7 +33,7 @@ def download(
 
     results = data.download(dest, only or None, mirror)
     rows = [{"file": r.path, "status": r.status, "bytes": r.bytes_fetched} for r in results]
-    emit(rows, as_json, title=f"{len(rows)} files")
+    emit(rows, as_json, "data download", "files", title=f"{len(rows)} files")
 
 
 @app.command()
@@ -47,6 +55,7 @@ def verify(
 
     rows: list[dict[str, object]] = []
     titles = []
+    root = None
     if not store_only:
         root = data.resolve_data_dir(data_dir)
         problems = data.verify(root)
@@ -75,11 +84,11 @@ def verify(
     elif store_only:
         raise InputError("--store-only needs a store: give --db (or set FLEETNAS_DB)")
     if as_json:
-        emit(rows, True)
+        emit_doc("data verify", {"data_dir": root and str(root), "problems": rows})
     elif rows:
         emit(rows, False, title="; ".join(titles))
     else:
-        console.print("; ".join(titles))
+        say("; ".join(titles))
     if rows:
         raise typer.Exit(1)
 
@@ -91,7 +100,9 @@ def import_(
     ),
     file: Path | None = typer.Option(None, "--file", help="Your own CSV/Parquet exchange file."),
     shape: str | None = typer.Option(None, help="long or wide (default: detected)."),
-    space: str | None = typer.Option(None, help="Space of a file without a space column."),
+    space: str | None = typer.Option(
+        None, "--space", "-s", help="Space of a file without a space column."
+    ),
     metric: str = typer.Option("latency", help="Metric of a wide file."),
     unit: str = typer.Option("ms", help="Unit of a wide file."),
     skip_missing: bool = typer.Option(
@@ -134,25 +145,29 @@ def import_(
         for part, r in reports.items()
     ]
     if file is not None:
-        rows[0]["missing skipped"] = reports[str(file)].missing
-    emit(rows, as_json, title="import")
+        rows[0]["missing_skipped"] = reports[str(file)].missing
+    emit(rows, as_json, "data import", "parts", title="import")
 
 
 @app.command()
 def export(
     path: Path = typer.Argument(..., help="Output .csv or .parquet file."),
     shape: str = typer.Option("long", help="long or wide."),
-    space: str | None = typer.Option(None, help="Only this space."),
+    space: str | None = typer.Option(None, "--space", "-s", help="Only this space."),
     device: list[str] | None = typer.Option(None, "--device", help="Only these devices."),
     metric: list[str] | None = typer.Option(None, "--metric", help="Only these metrics."),
     db: str | None = DbOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Export measurements in the open exchange format (newest value per architecture)."""
     from fleetnas import data
 
     with open_store_from(db) as store:
         rows = data.export_table(store, path, shape, space, device or None, metric or None)
-    console.print(f"wrote {rows} rows to {path}")
+    if as_json:
+        emit_doc("data export", {"out": str(path), "shape": shape, "rows": rows})
+        return
+    say(f"wrote {rows} rows to {path}")
 
 
 @app.command("list")
@@ -165,7 +180,7 @@ def list_(db: str | None = DbOption, as_json: bool = JsonOption) -> None:
     series = listing.series.to_dict("records")
     artifacts = listing.artifacts.drop(columns=["sha256"]).to_dict("records")
     if as_json:
-        emit([{"series": series, "artifacts": artifacts}], True)
+        emit_doc("data list", {"series": series, "artifacts": artifacts})
         return
     emit(series, False, title="measurements")
     if artifacts:

@@ -6,7 +6,17 @@ from pathlib import Path
 
 import typer
 
-from fleetnas.cli.common import DataDirOption, DbOption, JsonOption, console, emit, print_json
+from fleetnas.cli.common import (
+    DataDirOption,
+    DbOption,
+    JsonOption,
+    QuietOption,
+    emit,
+    emit_doc,
+    err_console,
+    progress_bar,
+    say,
+)
 
 
 def demo(
@@ -19,6 +29,7 @@ def demo(
     executor: str = typer.Option("local", help="local (process pool) | ray | serial."),
     db: str | None = DbOption,
     data_dir: str | None = DataDirOption,
+    quiet: bool = QuietOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Plan a whole fleet (27 HELP devices, this machine, simulated devices) on NAS-Bench-201,
@@ -27,14 +38,28 @@ def demo(
     from fleetnas.store import open_store
 
     config = DemoConfig(out_dir, sim, local, seed, executor, data_dir=data_dir)
-    say = (lambda _m: None) if as_json else (lambda m: console.print(m, highlight=False))
+    silent = quiet or as_json
+    phase = (lambda _m: None) if silent else say
+    live = progress_bar if not silent and err_console.is_terminal else None
     with open_store(db) as store:
-        say(f"store: {store.safe_url}")
-        result = run_demo(config, store, say)
+        phase(f"store: {store.safe_url}")
+        result = run_demo(config, store, phase, progress=live)
     summary = result.plan["summary"]
     if as_json:
-        print_json({"summary": summary, "steps": result.steps, "plan": str(result.plan_path),
-                    "report": str(result.report_path)})  # fmt: skip
+        emit_doc(
+            "demo",
+            {
+                "summary": summary,
+                "steps_s": result.steps,
+                "steps": result.steps,
+                "deprecated_keys": {"steps": "use steps_s"},
+                "plan": str(result.plan_path),
+                "report": str(result.report_path),
+                "fleet": str(result.fleet_path),
+            },
+        )
+        return
+    if quiet:
         return
     from fleetnas.demo import summary_by_source
 
@@ -46,9 +71,9 @@ def demo(
                                                "mean_regret_pp"), title="per method")  # fmt: skip
     total = sum(result.steps.values())
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in result.steps.items())
-    console.print(
+    say(
         f"{summary['entries']} entries ({result.computed} computed, {result.reused} reused), "
         f"{summary['measurements']} measurements, {summary['violations_known']} known violations; "
         f"{timing}; total {total:.1f} s"
     )
-    console.print(f"wrote {result.plan_path}, {result.report_path} and {result.fleet_path}")
+    say(f"wrote {result.plan_path}, {result.report_path} and {result.fleet_path}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fleetnas.cli.common import DbOption, JsonOption, emit, open_store_from, print_json, print_table
+from fleetnas.cli.common import DbOption, JsonOption, emit, emit_doc, open_store_from, print_table
 
 app = typer.Typer(help="Devices in the store: list them or show one.")
 
@@ -18,6 +18,23 @@ def list_devices(
     """List the devices in the store with their family and how they are measured."""
     with open_store_from(db) as store:
         devices = store.list_devices(family)
+    if as_json:
+        emit_doc(
+            "devices list",
+            {
+                "devices": [
+                    {
+                        "device": d.name,
+                        "family": d.family,
+                        "measurer": d.measurer,
+                        "fingerprint": d.fingerprint,
+                        "features": dict(sorted(d.features.items())),
+                    }
+                    for d in devices
+                ]
+            },
+        )
+        return
     rows = [
         {
             "device": d.name,
@@ -27,7 +44,7 @@ def list_devices(
         }
         for d in devices
     ]
-    emit(rows, as_json, title=f"{len(rows)} devices")
+    emit(rows, False, title=f"{len(rows)} devices")
 
 
 @app.command()
@@ -44,7 +61,7 @@ def show(
     mine = summary[summary["device"] == name] if len(summary) else summary
     info["measurements"] = mine.to_dict("records") if len(mine) else []
     if as_json:
-        print_json(info)
+        emit_doc("devices show", info)
         return
     print_table(
         [{"key": k, "value": info[k]} for k in ("name", "family", "measurer", "fingerprint")],

@@ -7,7 +7,20 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from fleetnas.cli.common import DbOption, JsonOption, console, emit, open_store_from, print_json
+from fleetnas.cli.common import (
+    DbOption,
+    JsonOption,
+    MarginHelp,
+    SpaceOption,
+    console,
+    deprecated,
+    emit,
+    emit_doc,
+    margin_for,
+    open_store_from,
+    pick,
+    warn,
+)
 from fleetnas.errors import InputError
 
 if TYPE_CHECKING:
@@ -32,8 +45,10 @@ def _names(text: str | None) -> list[str] | None:
 
 @app.command()
 def train(
-    space: str = typer.Argument(..., help="Space name (nb201, fbnet, ofa_mbv3)."),
-    name: str = typer.Option(..., "--name", "-n", help="Name of the optimizer artifact."),
+    space_arg: str | None = typer.Argument(None, hidden=True, show_default=False),
+    space: str = SpaceOption,
+    name: str | None = typer.Option(None, "--name", help="Name of the optimizer artifact."),
+    name_old: str | None = deprecated("-n", use="--name"),
     method: int = typer.Option(
         1, help="1: labels x*(d, λ) (eq. 9); 2: predicted objective (eq. 10)."
     ),
@@ -59,6 +74,13 @@ def train(
     """Train an optimizer on the store's training devices and store it as an artifact."""
     from fleetnas.l2o.train import TrainConfig, train_optimizer
 
+    if space_arg is not None:
+        warn("the positional SPACE is deprecated; use --space SPACE")
+        space = space_arg
+    name = pick(name, name_old)
+    if not name:
+        raise InputError("give the optimizer's name with --name NAME")
+
     cfg = TrainConfig(
         space=space,
         name=name,
@@ -76,11 +98,11 @@ def train(
         predictor_epochs=predictor_epochs,
         seed=seed,
     )
-    say = None if as_json else (lambda msg: console.print(msg, highlight=False))
+    say = None if as_json else (lambda msg: console.print(msg, highlight=False, markup=False))
     with open_store_from(db) as store:
         _, report = train_optimizer(store, cfg, progress=say)
     if as_json:
-        print_json(report)
+        emit_doc("l2o train", report)
 
 
 def _parse_features(text: str) -> list[float]:
@@ -96,7 +118,10 @@ def _parse_features(text: str) -> list[float]:
 @app.command()
 def generate(
     name: str = typer.Argument(..., help="Optimizer artifact name (from `l2o train`)."),
-    device: list[str] = typer.Option(None, "--device", "-d", help="Device name in the store."),
+    device: list[str] = typer.Option(
+        None, "--device", help="Device name in the store (repeatable)."
+    ),
+    device_old: list[str] = deprecated("-d", use="--device", default=None),
     features: str | None = typer.Option(
         None,
         "--features",
@@ -112,10 +137,14 @@ def generate(
     verify: bool = typer.Option(
         False, "--verify", help="Hybrid mode: verify budgets with real measurements."
     ),
-    max_measurements: int = typer.Option(3, min=1, help="Hybrid mode: measurements per device."),
-    margin: float = typer.Option(
-        0.5, min=0.0, help="Budget safety margin (log-std units of the latency prediction)."
+    max_measurements: int = typer.Option(
+        3,
+        min=1,
+        help="Hybrid mode (--verify): real measurements per (device, budget) that check the "
+        "network's proposals, at most; the probe latencies the network reads are not counted "
+        "here (--measure takes them).",
     ),
+    margin: float | None = typer.Option(None, min=0.0, help=MarginHelp, show_default=False),
     refine: int = typer.Option(2, min=0, help="Local refinement rounds on the prediction."),
     measure: bool = typer.Option(
         False, "--measure", help="Measure missing probe latencies through the device's measurer."
@@ -128,6 +157,7 @@ def generate(
     from fleetnas.l2o.artifact import load_optimizer
     from fleetnas.l2o.query import Query, answer
 
+    device = pick(device, device_old)
     given = sum([bool(device), features is not None, fleet is not None])
     if given != 1:
         raise InputError("give exactly one of --device (repeatable), --features or --fleet")
@@ -138,6 +168,7 @@ def generate(
     pair = None if lam is None else (lam_energy, lam)
     with open_store_from(db) as store:
         opt = load_optimizer(store, name)
+        margin = margin_for(opt.space.name, margin)
         if fleet is not None:
             queries = _fleet_queries(str(fleet), store, pair, latency_ms)
         elif features is not None:
@@ -159,7 +190,7 @@ def generate(
             measure=measure,
         )
     if as_json:
-        print_json(rows)
+        emit_doc("l2o generate", {"optimizer": name, "margin": margin, "designs": rows})
         return
     cols = [c for c in rows[0] if c != "lambda"]
     emit(rows, False, columns=cols, title=f"{len(rows)} designs from optimizer {name!r}")

@@ -12,14 +12,16 @@ from fleetnas.cli import agent as agent_cmd
 from fleetnas.cli import data as data_cmd
 from fleetnas.cli import demo as demo_cmd
 from fleetnas.cli import devices as devices_cmd
+from fleetnas.cli import export as export_cmd
 from fleetnas.cli import l2o as l2o_cmd
 from fleetnas.cli import measure as measure_cmd
 from fleetnas.cli import monotonicity as monotonicity_cmd
 from fleetnas.cli import optimize as optimize_cmd
 from fleetnas.cli import plan as plan_cmd
 from fleetnas.cli import report as report_cmd
+from fleetnas.cli import search as search_cmd
 from fleetnas.cli import spaces as spaces_cmd
-from fleetnas.cli.common import err_console
+from fleetnas.cli.common import err_console, print_error
 from fleetnas.errors import FleetnasError
 
 app = typer.Typer(
@@ -27,7 +29,7 @@ app = typer.Typer(
     help="The best DNN design for every device of a diverse edge fleet.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(spaces_cmd.app, name="spaces")
@@ -36,15 +38,37 @@ app.add_typer(measure_cmd.app, name="measure")
 app.add_typer(agent_cmd.app, name="agent")
 app.add_typer(l2o_cmd.app, name="l2o")
 app.command("optimize")(optimize_cmd.optimize)
+app.command("search")(search_cmd.search)
+app.command("export")(export_cmd.export)
 app.command("monotonicity")(monotonicity_cmd.monotonicity)
 app.command("report")(report_cmd.report)
 app.command("demo")(demo_cmd.demo)
 plan_cmd.register(app)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"fleetnas {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        "-V",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the fleetnas version and exit.",
+    ),
+) -> None:
+    """The best DNN design for every device of a diverse edge fleet."""
+
+
 @app.command()
 def version() -> None:
-    """Print the fleetnas version."""
+    """Print the fleetnas version (same as --version)."""
     typer.echo(__version__)
 
 
@@ -56,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = app(args=argv, standalone_mode=False)
     except FleetnasError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        print_error(str(exc))
         return 2
     except typer.Abort:
         err_console.print("aborted")
@@ -66,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as exc:
         return int(exc.code or 0)
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
     except Exception as exc:
         # Usage errors come from typer's bundled click (or click itself): one line, exit 2.
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):

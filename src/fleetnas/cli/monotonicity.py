@@ -9,17 +9,18 @@ import typer
 from fleetnas.cli.common import (
     DbOption,
     JsonOption,
-    console,
+    SpaceOption,
+    emit_doc,
     open_store_from,
-    print_json,
     print_table,
+    say,
 )
 
 
 def monotonicity(
     device_a: str = typer.Argument(..., help="Proxy device (store name)."),
     device_b: str = typer.Argument(..., help="Target device (store name)."),
-    space: str = typer.Option("nb201", "--space", help="Space name."),
+    space: str = SpaceOption,
     metric: str = typer.Option("latency", help="latency | energy."),
     plot: Path | None = typer.Option(
         None, "--plot", help="Write the paper's Figure 4 (PNG) for the pair to this path."
@@ -70,7 +71,7 @@ def monotonicity(
         out["plot_designs"] = len(shown)
         out["plot_trained_on"] = len(fit_on)
     if as_json:
-        print_json(out)
+        emit_doc("monotonicity", out)
         return
     print_table(
         [
@@ -80,4 +81,4 @@ def monotonicity(
         title=f"{metric} monotonicity {device_a} -> {device_b} ({sp.name})",
     )
     if plot is not None:
-        console.print(f"Figure 4 written to {out['plot']}", highlight=False)
+        say(f"Figure 4 written to {out['plot']}")

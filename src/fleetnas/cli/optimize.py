@@ -9,10 +9,13 @@ import typer
 from fleetnas.cli.common import (
     DbOption,
     JsonOption,
+    MeasurerHelp,
+    SpaceOption,
     console,
+    emit_doc,
     open_store_from,
-    print_json,
     print_table,
+    with_aliases,
 )
 from fleetnas.errors import InputError
 
@@ -74,20 +77,31 @@ def resolve_measurer(store: Any, device: str | None, spec: str | None, token: st
     return get_measurer(spec, store=store, device=dev, **options)
 
 
+#: Keys of :meth:`Approach1Result.to_dict` renamed with their units in ``--json``.
+RENAMED = {
+    "latency": "latency_ms",
+    "energy": "energy_mj",
+    "latency_budget": "latency_budget_ms",
+    "energy_budget": "energy_budget_mj",
+}
+
+
 def optimize(
-    space: str = typer.Option("nb201", "--space", help="Space name."),
+    space: str = SpaceOption,
     device: str | None = typer.Option(None, "--device", help="Target device (store name)."),
     proxy: str = typer.Option("auto", "--proxy", help="Proxy device name, or auto (pool)."),
     latency_ms: float = typer.Option(..., "--latency-ms", help="Latency budget in ms."),
     energy_mj: float | None = typer.Option(None, "--energy-mj", help="Energy budget in mJ."),
     measurer: str | None = typer.Option(
-        None,
-        "--measurer",
-        help="table | onnxruntime[:threads=1,...] | agent:URL | sim:... (default: the device's "
-        "own measurer).",
+        None, "--measurer", "-m", help=MeasurerHelp + " (default: the device's own measurer)."
     ),
     method: str = typer.Option("guided", help="guided | algorithm1 | front."),
-    max_measurements: int = typer.Option(10, help="Cap of the guided search, probes included."),
+    max_measurements: int = typer.Option(
+        10,
+        min=1,
+        help="New real measurements on the target, at most, --probes included (values the "
+        "store already holds for the target are reused and not counted).",
+    ),
     probes: int = typer.Option(3, help="Probe designs measured to choose the proxy."),
     fallback: bool = typer.Option(True, help="Train the target's own predictor on failure."),
     dataset: str = typer.Option("cifar10", help="NAS-Bench-201 accuracy: cifar10|cifar100|..."),
@@ -126,7 +140,7 @@ def optimize(
         ws = Workspace(sp, acc, pool)
         result = optimize_device(ws, m, latency_ms, energy_mj, proxy=proxy, config=cfg, store=store)
     if as_json:
-        print_json(result.to_dict())
+        emit_doc("optimize", with_aliases(result.to_dict(), RENAMED))
         return
     rows = []
     for s in result.trace:
@@ -147,13 +161,14 @@ def optimize(
     lat = f"{result.latency:.4g} ms (budget {latency_ms:g})"
     en = "" if result.energy is None else f", energy {result.energy:.4g} mJ"
     console.print(
-        f"[bold]{result.status}[/]: {result.arch_str}\n"
+        f"{result.status}: {result.arch_str}\n"
         f"predicted accuracy {result.predicted_accuracy:.4g}, measured latency {lat}{en}\n"
         f"measurements {result.measurements} (probes {result.probes}, fallback "
         f"{result.fallback_measurements}), reused {result.reused}, device "
         f"{result.device_seconds:.3g} s"
         + (f"; fell back and registered {result.registered!r}" if result.fell_back else ""),
         highlight=False,
+        markup=False,
     )
     if result.status != "ok":
         console.print(

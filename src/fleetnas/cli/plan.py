@@ -11,10 +11,15 @@ from fleetnas.cli.common import (
     EXIT_NOT_OK,
     DbOption,
     JsonOption,
-    console,
+    MarginHelp,
+    QuietOption,
+    SpaceOption,
     emit,
+    emit_doc,
     err_console,
-    print_json,
+    margin_for,
+    progress_bar,
+    say,
 )
 from fleetnas.cli.signals import exit_code, interrupts_raise
 
@@ -33,7 +38,7 @@ def register(app: typer.Typer) -> None:
 
 def plan(
     fleet_file: Path = typer.Argument(..., help="Fleet file (.yaml or .csv)."),
-    space: str = typer.Option(..., "--space", "-s", help="Design space (e.g. nb201, ofa_mbv3)."),
+    space: str = SpaceOption,
     out: Path | None = typer.Option(None, "--out", "-o", help="Where to write plan.json."),
     approach: str = typer.Option(
         "auto",
@@ -48,14 +53,15 @@ def plan(
     optimizer: str | None = typer.Option(None, help="Stored optimizer network (Approach 2)."),
     proxy: str | None = typer.Option(None, help="Proxy device for Approach 1 (default: pool)."),
     accuracy: str | None = typer.Option(None, help="Accuracy metric (default per space)."),
-    max_measurements: int = typer.Option(10, min=1, help="Real measurements per entry, at most."),
-    margin: float = typer.Option(
-        1.0,
-        min=0.0,
-        help="Safety margin of the network alone (and of the hybrid's first proposal), in "
-        "log-standard deviations of its predicted latency: higher means fewer budget violations "
-        "and less accurate designs (benchmarks/results/l2o_margin.md).",
+    max_measurements: int = typer.Option(
+        10,
+        min=1,
+        help="Approach 1's new real measurements per (device, budget) entry in its search, at "
+        "most. A device measured for the first time also pays its 10 probe measurements once "
+        "(shared by its budgets, counted in one entry's measurements as probe_measurements), "
+        "so that entry can show up to 10 + this; the hybrid checks with at most 3.",
     ),
+    margin: float | None = typer.Option(None, min=0.0, help=MarginHelp, show_default=False),
     chunk_size: int = typer.Option(256, min=1, help="Tasks per chunk (one store run each)."),
     truth: bool = typer.Option(True, help="Check against ground truth where it exists."),
     fresh: bool = typer.Option(
@@ -64,7 +70,7 @@ def plan(
         "reusing values stored earlier (the plan equals one made on a clean store).",
     ),
     retry_failed: bool = typer.Option(True, help="Retry entries that failed in an earlier run."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no tables."),
+    quiet: bool = QuietOption,
     db: str | None = DbOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -81,7 +87,7 @@ def plan(
         optimizer=optimizer,
         proxy=proxy,
         max_measurements=max_measurements,
-        margin=margin,
+        margin=margin_for(space, margin),
         truth=truth,
         chunk_size=chunk_size,
     )
@@ -90,7 +96,7 @@ def plan(
 
     with open_store(db) as store, interrupts_raise():
         try:
-            if quiet or as_json:
+            if quiet or as_json or not err_console.is_terminal:
                 result = plan_fleet(
                     fleet, config, store, name=name, out=out, executor=ex, fresh=fresh,
                     retry_failed=retry_failed,
@@ -104,24 +110,27 @@ def plan(
                 f"interrupted: {kept} entries of plan {plan_name!r} are stored; run the same "
                 "command again to continue where it stopped",
                 soft_wrap=True,
+                markup=False,
             )
             raise SystemExit(exit_code(exc)) from None
     summary = result.summary
     if as_json:
-        print_json(
+        emit_doc(
+            "plan run",
             {
                 "plan": result.plan["plan"],
                 "out": str(result.path) if result.path else None,
                 "computed": result.computed,
                 "reused": result.reused,
+                "wall_s": result.wall_s,
                 "summary": summary,
-            }
+            },
         )
     elif not quiet:
         _render(result)
     not_ok = not_ok_line(result.entries)
     if not_ok:
-        err_console.print(not_ok, highlight=False, soft_wrap=True)
+        err_console.print(not_ok, highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(EXIT_NOT_OK)
 
 
@@ -136,8 +145,8 @@ def _render(result: PlanRun) -> None:
     emit(summary["by_method"], False, title="by method")
     failed = [e for e in result.entries if e["status"] == "failed"][:10]
     for e in failed:
-        err_console.print(f"failed {e['key']}: {e['reason']}", highlight=False, soft_wrap=True)
-    console.print(
+        err_console.print(f"failed {e['key']}: {e['reason']}", markup=False, soft_wrap=True)
+    say(
         f"{result.computed} entries computed, {result.reused} reused from the store"
         + (f"; wrote {result.path}" if result.path else "")
     )
@@ -153,22 +162,9 @@ def _with_progress(
     fresh: bool,
     retry_failed: bool,
 ) -> PlanRun:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from fleetnas.fleet import plan_fleet
 
-    columns = (
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task(f"planning {fleet.name}", total=fleet.n_tasks)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with progress_bar(f"planning {fleet.name}", fleet.n_tasks) as progress:
         return plan_fleet(
             fleet, config, store, name=name, out=out, executor=ex, fresh=fresh,
             retry_failed=retry_failed, progress=progress,
@@ -203,7 +199,10 @@ def generate(
     path = write_fleet(fleet, out)
     rows = _family_rows(fleet)
     if as_json:
-        print_json({"fleet": fleet.name, "out": str(path), "devices": len(fleet), "families": rows})
+        emit_doc(
+            "fleet generate",
+            {"fleet": fleet.name, "out": str(path), "devices": len(fleet), "families": rows},
+        )
         return
     emit(rows, False, title=f"{len(fleet)} devices, {fleet.n_tasks} tasks -> {path}")
 
@@ -219,8 +218,8 @@ def check(
     fleet = read_fleet(fleet_file)
     rows = _family_rows(fleet)
     if as_json:
-        print_json({"fleet": fleet.name, "devices": len(fleet), "tasks": fleet.n_tasks,
-                    "families": rows})  # fmt: skip
+        emit_doc("fleet check", {"fleet": fleet.name, "devices": len(fleet),
+                                 "tasks": fleet.n_tasks, "families": rows})  # fmt: skip
         return
     emit(rows, False, title=f"{fleet.name}: {len(fleet)} devices, {fleet.n_tasks} tasks")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from fleetnas.cli.common import DbOption, console, open_store_from
+from fleetnas.cli.common import DbOption, JsonOption, emit_doc, open_store_from, say
 from fleetnas.errors import InputError
 
 
@@ -37,6 +37,7 @@ def report(
         None, "--trace-device", help="Device (or device@budget) whose bisection trace to draw."
     ),
     dpi: int = typer.Option(150, "--dpi", min=50, max=600, help="Resolution of the PNGs."),
+    as_json: bool = JsonOption,
 ) -> None:
     """Render a fleet plan as an HTML page and/or PNG figures: the fleet at a glance, Pareto
     fronts, latency monotonicity, a bisection trace and measurements per device."""
@@ -60,7 +61,17 @@ def report(
     finally:
         if store is not None:
             store.close()
+    if as_json:
+        emit_doc(
+            "report",
+            {
+                "plan": str(plan),
+                "written": [str(p) for p in result.written],
+                "notes": dict(result.notes),
+            },
+        )
+        return
     for path in result.written:
-        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+        say(f"wrote {path}")
     for key, note in result.notes.items():
-        console.print(f"[dim]{key}: {note}[/]", highlight=False, soft_wrap=True)
+        say(f"{key}: {note}")

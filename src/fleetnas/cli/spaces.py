@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fleetnas.cli.common import JsonOption, emit, print_json, print_table
+from fleetnas.cli.common import JsonOption, SpaceOption, emit, emit_doc, print_table, warn
 from fleetnas.errors import InputError
 from fleetnas.spaces import get_space, space_names
 
@@ -18,7 +18,14 @@ def list_spaces(as_json: bool = JsonOption) -> None:
     for name in space_names():
         space = get_space(name)
         rows.append({"space": name, "decisions": space.n_decisions, "size": f"{space.size:.4g}"})
-    emit(rows, as_json, title="design spaces")
+    emit(rows, as_json, "spaces list", "spaces", title="design spaces")
+
+
+def _old_space(positional: str | None, space: str) -> str:
+    if positional is None:
+        return space
+    warn("the positional SPACE is deprecated; use --space SPACE")
+    return positional
 
 
 #: The most designs ``spaces sample`` prints (200,000 took 394 MB of memory to render).
@@ -27,36 +34,42 @@ MAX_SAMPLE = 10_000
 
 @app.command()
 def sample(
-    space: str = typer.Argument(..., help="Space name or path to a YAML space."),
-    n: int = typer.Option(5, "-n", min=1, help="How many designs."),
+    space_arg: str | None = typer.Argument(None, hidden=True, show_default=False),
+    space: str = SpaceOption,
+    count: int = typer.Option(5, "--count", "-n", min=1, help="How many designs."),
     seed: int = typer.Option(0, help="Random seed."),
     as_json: bool = JsonOption,
 ) -> None:
     """Sample random designs and print their native strings with FLOPs and parameters."""
-    if n > MAX_SAMPLE:
+    if count > MAX_SAMPLE:
         raise InputError(
-            f"-n {n} is more designs than `spaces sample` prints (at most {MAX_SAMPLE:,}: "
+            f"-n {count} is more designs than `spaces sample` prints (at most {MAX_SAMPLE:,}: "
             f"every row costs about 2 kB to render); ask for fewer, or call "
             f"SearchSpace.sample from Python for large batches"
         )
-    sp = get_space(space)
-    archs = sp.sample(n, seed)
+    sp = get_space(_old_space(space_arg, space))
+    archs = sp.sample(count, seed)
     flops, params = sp.flops(archs), sp.params(archs)
     rows = [
         {"architecture": s, "mflops": f / 1e6, "mparams": p / 1e6}
         for s, f, p in zip(sp.format_many(archs), flops, params, strict=True)
     ]
-    emit(rows, as_json, title=f"{n} designs from {sp.name}")
+    if as_json:
+        emit_doc("spaces sample", {"space": sp.name, "seed": seed, "designs": rows})
+        return
+    emit(rows, False, title=f"{count} designs from {sp.name}")
 
 
 @app.command()
 def show(
-    space: str = typer.Argument(..., help="Space name or path to a YAML space."),
-    architecture: str = typer.Argument(..., help="The design in the space's native string form."),
+    first: str = typer.Argument(..., help="The design in the space's native string form."),
+    second: str | None = typer.Argument(None, hidden=True, show_default=False),
+    space: str = SpaceOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Show one design: its decisions, canonical form, FLOPs, parameters and layers."""
-    sp = get_space(space)
+    architecture = first if second is None else second
+    sp = get_space(_old_space(None if second is None else first, space))
     arch = sp.canonicalize(sp.parse(architecture)[None, :])[0]
     info = {
         "space": sp.name,
@@ -72,7 +85,7 @@ def show(
     if policy is not None:
         info["compression"] = policy
     if as_json:
-        print_json(info)
+        emit_doc("spaces show", info)
         return
     skip = ("choices", "compression")
     print_table([{"key": k, "value": v} for k, v in info.items() if k not in skip])

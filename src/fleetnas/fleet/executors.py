@@ -28,7 +28,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from typing import Any
 
 from fleetnas.errors import InputError
-from fleetnas.fleet.planner import ChunkOutput, Planner, Task, single_thread
+from fleetnas.fleet.planner import ChunkOutput, Planner, Task, set_task_counter, single_thread
 
 EXECUTORS = ("serial", "local", "ray")
 
@@ -38,9 +38,10 @@ _WORKER_PLANNER: Planner | None = None
 _WORKER_PLANNERS: dict[str, Planner] = {}
 
 
-def _init_worker(planner: Planner) -> None:
+def _init_worker(planner: Planner, counter: Any = None) -> None:
     global _WORKER_PLANNER
     detach_worker_signals()
+    set_task_counter(counter)
     planner.bind_worker()
     _WORKER_PLANNER = planner
 
@@ -99,6 +100,9 @@ class Executor(ABC):
 
     name: str = ""
     workers: int = 1
+    #: Shared finished-task counter (``multiprocessing.Value``) the workers add to, for live
+    #: progress within chunks; set by the caller before :meth:`run`, ``None``: not counted.
+    counter: Any = None
 
     @abstractmethod
     def run(self, planner: Planner, chunks: Sequence[Chunk]) -> Iterator[ChunkOutput]: ...
@@ -123,10 +127,14 @@ class SerialExecutor(Executor):
 
     def run(self, planner: Planner, chunks: Sequence[Chunk]) -> Iterator[ChunkOutput]:
         planner.bind_worker(threads=None)
-        for cid, tasks in chunks:
-            with single_thread():
-                out = run_chunk(planner, cid, tasks)
-            yield out
+        set_task_counter(self.counter)
+        try:
+            for cid, tasks in chunks:
+                with single_thread():
+                    out = run_chunk(planner, cid, tasks)
+                yield out
+        finally:
+            set_task_counter(None)
 
 
 class LocalPool(Executor):
@@ -150,7 +158,7 @@ class LocalPool(Executor):
             max_workers=min(self.workers, len(chunks)),
             mp_context=mp.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(planner,),
+            initargs=(planner, self.counter),
         )
         todo = list(chunks)
         running: set[Future[ChunkOutput]] = set()

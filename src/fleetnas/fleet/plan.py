@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing as mp
 import os
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -297,11 +299,12 @@ def plan_fleet(
         if (todo := [t for t in part if t.key not in done])
     ]
     total = len(tasks)
-    if progress is not None:
-        progress(len(done), total)
+    live = _LiveProgress(progress, len(done), total)
     devices = {t.device.name: t.device for t in tasks}
     stats = RunStats()
     ex = executor or SerialExecutor()
+    alone_ex = SerialExecutor()
+    ex.counter = alone_ex.counter = live.counter
     t_start = time.perf_counter()
     runs_before = {e.get("key", e["device"]): e.get("run") for e in store.get_plan(name)}
     held = holders(store)
@@ -338,7 +341,8 @@ def plan_fleet(
             stats.prepare_s = t_start - t0
         shared = [c for c in part if not is_exclusive(c[1][0])]
         alone = [c for c in part if is_exclusive(c[1][0])]
-        for run_on, some in ((ex, shared), (SerialExecutor(), alone)):
+        live.start()
+        for run_on, some in ((ex, shared), (alone_ex, alone)):
             for chunk_out in run_on.run(plan_with, some):
                 if stats.startup_s is None:
                     stats.startup_s = time.perf_counter() - t_start - chunk_out.wall_s
@@ -348,8 +352,7 @@ def plan_fleet(
                 stats.write_s += time.perf_counter() - t_w
                 stats.add(chunk_out)
                 state["finished"] += len(chunk_out.entries)
-                if progress is not None:
-                    progress(state["finished"], total)
+                live.chunk_done(len(chunk_out.entries))
 
     try:
         compute([c for c in chunks if leases[c[0]].mine])
@@ -361,8 +364,7 @@ def plan_fleet(
                     del waiting[cid]
                     state["finished"] += len(todo)
                     state["waited"] += len(todo)
-                    if progress is not None:
-                        progress(state["finished"], total)
+                    live.chunk_done(len(todo))
                 elif not still_held(store, leases[cid], lease_ttl_s):
                     key = lease_key(name, config.digest(), cid, todo, runs_before)
                     leases[cid] = acquire(store, name, cid, key, lease_ttl_s)
@@ -372,6 +374,7 @@ def plan_fleet(
             if waiting:
                 time.sleep(LEASE_POLL_S)
     finally:
+        live.stop()
         ex.close()
         for cid, lease in leases.items():
             if lease.mine and cid not in written:
@@ -389,6 +392,54 @@ def plan_fleet(
         path = write_plan(doc, out)
     wall = time.perf_counter() - t0
     return PlanRun(doc, path, stats.entries, done_count, stats.chunks, wall, stats)
+
+
+class _LiveProgress:
+    """Calls ``progress(done, total)`` as chunks are written and, between them, every quarter
+    second from the workers' finished-task counter (so a bar moves per task, not per chunk).
+    ``done`` never goes back and never passes what the counts support."""
+
+    def __init__(self, progress: Progress | None, done: int, total: int) -> None:
+        self.progress = progress
+        self.total = total
+        self.base = done
+        self.written = done
+        self.shown = -1
+        self.counter = mp.get_context("spawn").Value("q", 0) if progress is not None else None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._report()
+
+    def _report(self) -> None:
+        if self.progress is None:
+            return
+        counted = self.base + (self.counter.value if self.counter is not None else 0)
+        with self._lock:
+            done = min(self.total, max(self.written, counted, self.shown))
+            if done == self.shown:
+                return
+            self.shown = done
+            self.progress(done, self.total)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.25):
+            self._report()
+
+    def start(self) -> None:
+        if self.progress is not None and self._thread is None:
+            self._thread = threading.Thread(target=self._poll, name="plan-progress", daemon=True)
+            self._thread.start()
+
+    def chunk_done(self, n: int) -> None:
+        self.written += n
+        self._report()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
 
 
 def assemble_plan(

@@ -106,8 +106,28 @@ from fleetnas.fleet.tasks import (
 JOIN = ("free", "always", "never")
 
 
+#: This process's count of finished tasks (a shared ``multiprocessing.Value`` installed by the
+#: executor, read by the driver for live progress); ``None``: nobody is counting.
+_TASK_COUNTER: Any = None
+
+
+def set_task_counter(counter: Any) -> None:
+    """Install (or with ``None`` remove) this process's finished-task counter."""
+    global _TASK_COUNTER
+    _TASK_COUNTER = counter
+
+
+def task_done(n: int = 1) -> None:
+    """Count ``n`` finished tasks on this process's counter, if one is installed."""
+    counter = _TASK_COUNTER
+    if counter is not None and n:
+        with counter.get_lock():
+            counter.value += n
+
+
 class Planner(ABC):
-    """Turns chunks of tasks into plan entries. Subclasses implement :meth:`plan_tasks`."""
+    """Turns chunks of tasks into plan entries. Subclasses implement :meth:`plan_tasks` (and
+    may call :func:`task_done` as tasks finish, for live progress within a chunk)."""
 
     def __init__(self, config: PlanConfig) -> None:
         self.config = config
@@ -300,6 +320,7 @@ class FleetPlanner(Planner):
         l2o = [i for i in live if entries[i]["method"] == "l2o"]
         if l2o:
             run_l2o(ctx, self.config, [tasks[i] for i in l2o], [entries[i] for i in l2o], feats)
+        task_done(len(tasks) - len(live) + len(l2o))
         for i in live:
             method = entries[i]["method"]
             if method == "l2o":
@@ -322,6 +343,7 @@ class FleetPlanner(Planner):
             if session is not None:
                 entries[i]["measurements_reused"] += stored_reuses(session) - reused
             entries[i]["wall_s"] += time.perf_counter() - t1
+            task_done()
         out.timings["plan_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         for e in entries:

@@ -40,8 +40,19 @@ from fleetnas.l2o.objective import DeviceScales, PredictedObjective
 #: at most 2.5 % true violations on HELP's meta-valid NAS-Bench-201 devices for a latency network
 #: fit on the meta-train ones (``benchmarks/approach2.py``); 3.7 % on the unseen meta-test ones.
 DEFAULT_MARGIN = 0.5
+#: The network alone's margin per space, chosen by ``benchmarks/l2o_margin.py`` on a calibration
+#: fleet for at most 2.5 % violations and read on a test fleet (``results/l2o_margin.md``: NB201
+#: 0.2 % violations at 1.05 pp regret, OFA-MobileNetV3 0.7 % at 1.97 pp); spaces it has not
+#: calibrated get :data:`UNCALIBRATED_MARGIN`.
+SPACE_MARGINS = {"nb201": 0.5, "ofa_mbv3": 2.5}
+UNCALIBRATED_MARGIN = 1.0
 #: Score offset that ranks every design over budget after every design within it.
 _OVER = 1.0e6
+
+
+def default_margin(space: str) -> float:
+    """The calibrated safety margin of ``space`` (a space name), or the uncalibrated default."""
+    return SPACE_MARGINS.get(space, UNCALIBRATED_MARGIN)
 
 
 @dataclass
@@ -422,4 +433,13 @@ def _verified(
     )
 
 
-__all__ = ["DEFAULT_MARGIN", "BudgetResult", "candidate_list", "for_budget", "for_budget_verified"]
+__all__ = [
+    "DEFAULT_MARGIN",
+    "SPACE_MARGINS",
+    "UNCALIBRATED_MARGIN",
+    "BudgetResult",
+    "candidate_list",
+    "default_margin",
+    "for_budget",
+    "for_budget_verified",
+]

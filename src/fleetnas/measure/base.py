@@ -270,6 +270,19 @@ class Measurer(ABC):
         -> :meth:`identity`, the same field a plan chunk's run records)."""
         return {**self.info(), "identities": {self.identity_key: self.identity()}}
 
+    def measure_onnx(self, model: bytes) -> MeasureResult:
+        """Latency of a user's own ONNX model (its bytes) on this device, not stored.
+
+        Only measurers that run real networks (``onnxruntime``, ``agent``) can; the others
+        replay or model a space's designs and raise :class:`~fleetnas.errors.InputError`."""
+        from fleetnas.errors import InputError
+
+        raise InputError(
+            f"measurer {self.method or type(self).__name__!r} of {self.device.name!r} cannot run a "
+            "model file (it prices designs of a space); use onnxruntime[:threads=N,...] or "
+            "agent:URL"
+        )
+
     def info(self) -> dict[str, Any]:
         """Run metadata recorded with the measurements (settings, versions, host)."""
         return {"method": self.method, "device": self.device.name}

@@ -173,6 +173,60 @@ class LocalRuntimeMeasurer(Measurer):
             "opset": OPSET if self.setting.runtime == "onnxruntime" else None,
         }
 
+    def measure_onnx(self, model: bytes) -> MeasureResult:
+        """Latency of a user's own ONNX model (its bytes) under this setting, timed like a
+        space's designs (fresh processes, warm-up, repeats); not written to the store."""
+        import os
+        import tempfile
+
+        from fleetnas.measure.modelfile import check_onnx_bytes
+
+        if self.setting.runtime != "onnxruntime":
+            raise InputError(
+                f"setting {self.setting.slug!r} runs PyTorch networks, not ONNX model files; "
+                "use onnxruntime[:threads=N,...]"
+            )
+        if self.setting.precision != "fp32":
+            raise InputError(
+                "an ONNX model file is timed as it is; precision=int8 quantizes a space's "
+                "designs only (quantize the file yourself)"
+            )
+        check_onnx_bytes(model)
+        fd, path = tempfile.mkstemp(suffix=".onnx")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(model)
+            report = time_models(
+                [{"key": "upload", "onnx": path}],
+                "onnxruntime",
+                self.setting.threads,
+                self.setting.batch,
+                self.setting.opt,
+                self.timing,
+            )
+        finally:
+            os.unlink(path)
+        self.last_report = report
+        t = report.timings["upload"]
+        stats = {
+            "p90": np.array([t.stats["p90"]]),
+            "iqr": np.array([t.stats["iqr"]]),
+            "min": np.array([t.stats["min"]]),
+            "noisy": np.array([float(t.noisy)]),
+            "attempts": np.array([float(t.attempts)]),
+            "n": np.array([int(t.stats["n"])], dtype=np.int64),
+        }
+        result = MeasureResult(
+            archs=np.zeros((1, 0), dtype=np.int64),
+            values={"latency": np.array([t.stats["median"]], dtype=float)},
+            units={"latency": "ms"},
+            cost=MeasurementCost(measurements=1, device_seconds=report.device_seconds),
+            is_estimate={"latency": False},
+            stats={"latency": stats},
+        )
+        self.total_cost.add(result.cost)
+        return result
+
     def info(self) -> dict[str, Any]:
         from fleetnas.store.hostinfo import host_info
 

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -60,37 +61,41 @@ class TimingConfig:
 
     @classmethod
     def from_options(cls, opts: dict[str, str]) -> TimingConfig:
-        """From spec options such as ``repeats=5``, ``processes=2``, ``cpus=0+1``."""
-        known = {f.name: f for f in fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for key, raw in opts.items():
+        """From spec options such as ``repeats=5``, ``processes=2``, ``cpus=0+1``, ``energy=1``
+        (strings converted to each field's type by pydantic)."""
+        from pydantic import ValidationError
+
+        known = [f.name for f in fields(cls)]
+        for key in opts:
             if key not in known:
                 raise InputError(
                     f"unknown measuring option {key!r}; expected one of {', '.join(known)}"
                 )
-            try:
-                if key == "cpus":
-                    kwargs[key] = tuple(int(c) for c in str(raw).split("+"))
-                elif key == "energy":
-                    kwargs[key] = str(raw).lower() in ("1", "true", "yes", "on")
-                elif key in (
-                    "rel_iqr_max",
-                    "process_spread_max",
-                    "gap_min",
-                    "minor_mode_min",
-                    "energy_idle_s",
-                ):
-                    kwargs[key] = float(raw)
-                else:
-                    kwargs[key] = int(raw)
-            except ValueError:
-                raise InputError(f"measuring option {key}={raw!r} is not a valid value") from None
-        return cls(**kwargs)
+        values: dict[str, Any] = dict(opts)
+        if isinstance(values.get("cpus"), str):
+            values["cpus"] = values["cpus"].split("+")
+        try:
+            return _timing_adapter().validate_python(values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = str(err["loc"][0]) if err["loc"] else ""
+            if key not in opts:  # __post_init__'s own check
+                raise InputError(str(err.get("ctx", {}).get("error", err["msg"]))) from None
+            raise InputError(
+                f"measuring option {key}={opts[key]!r} is not a valid value ({err['msg'].lower()})"
+            ) from None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["cpus"] = list(self.cpus) if self.cpus else None
         return d
+
+
+@lru_cache(maxsize=1)
+def _timing_adapter() -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(TimingConfig)
 
 
 def summarize(samples: np.ndarray) -> dict[str, float]:
