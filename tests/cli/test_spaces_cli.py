@@ -59,8 +59,8 @@ def test_usage_error_is_one_line_exit_2(capsys):
 
 def test_spaces_sample_is_bounded(capsys):
     """Case 4 of issue 18: -n had no bound (200k designs took 394 MB)."""
-    assert main(["spaces", "sample", "nb201", "-n", "100000000"]) == 2
+    assert main(["spaces", "sample", "-s", "nb201", "-n", "100000000"]) == 2
     err = capsys.readouterr().err.strip()
     assert "at most 10,000" in err and "\n" not in err
-    assert main(["spaces", "sample", "nb201", "-n", "10000", "--json", "--seed", "1"]) == 0
-    assert len(json.loads(capsys.readouterr().out)) == 10_000
+    assert main(["spaces", "sample", "-s", "nb201", "-n", "10000", "--json", "--seed", "1"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["designs"]) == 10_000
