@@ -9,7 +9,7 @@ keeping every entry it stored), and running the same command again completes the
 It runs the property tests of ``tests/faults`` with ``--examples`` examples each (hypothesis;
 each test asserts its invariants, so a crash fails the script) and counts the inputs they
 tried; then ``--trials`` kills per signal of ``data import --file`` (8,000 rows) and of
-``plan`` (4 simulated devices, 8 entries, serial executor; at a random moment after its
+``plan`` (8 simulated devices, 16 entries, serial executor; at a random moment after its
 first chunk is stored), checks the rows and the store's integrity, resumes, and compares the
 plan with an uninterrupted run; one SIGTERM to a ``plan`` on a process pool
 checks that its workers end; and where a small tmpfs can be mounted (root), one import onto a
@@ -102,7 +102,7 @@ def kill_imports(trials: int, root: Path, rng: np.random.Generator) -> list[dict
     for name, sig in SIGNALS.items():
         for t in range(trials):
             db = root / f"import-{name}-{t}.db"
-            delay = float(rng.uniform(0.8, 5.0))
+            delay = float(rng.uniform(0.5, 8.0))
             code, err, hit = faultkit.interrupt([*args, "--db", str(db)], sig, delay)
             after = faultkit.rows(db, "select count(*) from measurements") if db.exists() else 0
             ok = db.exists() is False or _integrity(db)
@@ -134,7 +134,7 @@ def kill_plans(
 ) -> list[dict[str, Any]]:
     """Kills of a serial plan, each at a random moment after its first chunk is stored; the
     resumed plan is compared entry by entry with an uninterrupted run of the same command."""
-    fleet = faultkit.write_small_fleet(4, root / "fleet.yaml")
+    fleet = faultkit.write_small_fleet(8, root / "fleet.yaml")
 
     def args(db: Path) -> list[str]:
         return ["plan", str(fleet), "--space", "nb201", "--approach", "proxy", "--executor",
@@ -151,7 +151,7 @@ def kill_plans(
         for t in range(trials):
             db = root / f"plan-{name}-{t}.db"
             shutil.copy(store, db)
-            delay = float(rng.uniform(0.0, 3.0))
+            delay = float(rng.uniform(0.0, 1.0))
             code, err, hit = faultkit.interrupt(
                 args(db), sig, delay,
                 after=lambda db=db: faultkit.rows(db, "select count(*) from plans") >= 2,
@@ -163,7 +163,8 @@ def kill_plans(
             out.append(
                 {
                     "signal": name, "delay_s": round(delay, 2), "hit": hit, "exit": code,
-                    "entries_after_kill": len(kept), "traceback": "Traceback" in err,
+                    "entries_after_kill": len(kept), "mid_plan": len(kept) < len(reference),
+                    "traceback": "Traceback" in err,
                     "resume_line": "run the same command again" in err,
                     "resume_exit": again.returncode,
                     "rows_lost": sum(1 for k in kept if k not in final),
@@ -303,6 +304,10 @@ def main() -> None:
         f"{result['kills_survived']} of {len(kills)} |",
         f"| rows lost | {result['rows_lost']} |",
         f"| duplicates | {result['duplicates']} |",
+        f"| plan kills that landed mid-plan (not on its way out) | "
+        f"{sum(k['mid_plan'] for k in plans)} of {len(plans)} |",
+        f"| imports that had finished before their signal's moment (none sent) | "
+        f"{sum(not k['hit'] for k in imports)} of {len(imports)} |",
         f"| plan entries recomputed after resuming | {result['plan_entries_recomputed']} |",
         f"| resumed plan designs differing from an uninterrupted run | "
         f"{result['plan_designs_differing']} |",
