@@ -148,7 +148,8 @@ class Approach1Config:
     """Settings of :func:`optimize_device`.
 
     ``max_measurements``: cap on new target measurements of every path (probes, search,
-    fallback), a hard one; ``None`` (the default) lets the guided searches stop at ``soft_cap``
+    fallback), a hard one (``0``: only choose among designs measured already); ``None`` (the
+    default) lets the guided searches stop at ``soft_cap``
     (10) and go on up to ``extended_cap`` (20) only while the best expected gain is at least
     ``extend_gain`` (default: ten times ``min_gain``), i.e. where the pool fits the target too
     poorly to stop (the result says so: ``cap_extended``);
@@ -193,17 +194,17 @@ class Approach1Config:
         if self.method not in METHODS:
             raise InputError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if (
-            self.cap < 1
+            self.cap < 0
             or self.n_probes < 0
             or self.fallback_designs < 1
             or not 1 <= self.soft_cap <= self.extended_cap
         ):
             raise InputError(
-                "need max_measurements >= 1, n_probes >= 0, fallback_designs >= 1 and "
+                "need max_measurements >= 0, n_probes >= 0, fallback_designs >= 1 and "
                 f"1 <= soft_cap <= extended_cap, got {self.max_measurements}, {self.n_probes}, "
                 f"{self.fallback_designs}, {self.soft_cap}, {self.extended_cap}"
             )
-        if self.n_probes >= self.first_cap and self.method in ("guided", "model"):
+        if self.n_probes and self.n_probes >= self.first_cap and self.method in ("guided", "model"):
             raise InputError(
                 f"n_probes ({self.n_probes}) must leave room under max_measurements "
                 f"({self.first_cap}) for the search"
