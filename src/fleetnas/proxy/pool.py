@@ -106,12 +106,15 @@ class BlendConfig:
     (each proxy is paired with every level and the evidence weighs them, so a proxy that fits
     badly widens its own predictive spread instead of staying confidently wrong), prior spread
     of the slope ``slope_sd`` around 1, of the intercept ``intercept_sd`` around 0 (vague), and
-    the ``spec_temperature`` of the spec prior (``0`` turns it off)."""
+    the ``spec_temperature`` of the spec prior (``0`` turns it off); ``stack_bonus``: prior log
+    weight added to proxies measured with the target's own runtime stack (:func:`stack_of`), so
+    a same-stack peer wins over a public device that fits the probes about as well."""
 
     noise: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
     slope_sd: float = 0.35
     intercept_sd: float = 100.0
     spec_temperature: float = 3.0
+    stack_bonus: float = 2.0
 
     def __post_init__(self) -> None:
         levels = np.atleast_1d(np.asarray(self.noise, dtype=float))
@@ -121,10 +124,11 @@ class BlendConfig:
             or np.any(levels <= 0)
             or min(self.slope_sd, self.intercept_sd) <= 0
             or self.spec_temperature < 0
+            or self.stack_bonus < 0
         ):
             raise InputError(
                 "blend parameters need noise levels, slope_sd, intercept_sd > 0 and "
-                "spec_temperature >= 0"
+                "spec_temperature, stack_bonus >= 0"
             )
 
 
@@ -393,8 +397,17 @@ class ProxyPool:
                     memo[keys[i]] = z[:, col]
             return np.stack([memo[k] for k in keys], axis=1)
 
-        prior = self.spec_log_prior(target, cfg.spec_temperature)
+        prior = self.spec_log_prior(target, cfg.spec_temperature) + self.stack_log_prior(
+            target, cfg.stack_bonus
+        )
         return ProxyBlend(self.names, log_pred, prior, cfg)
+
+    def stack_log_prior(self, target: Device | None, bonus: float) -> np.ndarray:
+        """``p`` log prior weights: ``bonus`` for proxies of ``target``'s own stack, else 0."""
+        mine = stack_of(target)
+        if not mine or bonus <= 0:
+            return np.zeros(len(self.entries))
+        return bonus * np.array([stack_of(e.device) == mine for e in self.entries], dtype=float)
 
     def rank(
         self,
@@ -593,6 +606,18 @@ class FilledTable:
         return v
 
 
+def stack_of(device: Device | None) -> str:
+    """The runtime stack a device is measured with: its ``stack`` or ``runtime`` feature, else
+    the kind of its measurer (``table``, ``onnxruntime``, ...); ``""`` when unknown."""
+    if device is None:
+        return ""
+    for key in ("stack", "runtime"):
+        v = device.features.get(key)
+        if isinstance(v, str) and v.strip():
+            return v.strip().lower()
+    return device.measurer_kind
+
+
 def _batch_key(a: np.ndarray) -> str:
     return hashlib.blake2b(a.tobytes(), digest_size=12).hexdigest() + str(a.shape)
 
@@ -629,4 +654,5 @@ __all__ = [
     "ProxyEntry",
     "ProxyPool",
     "ProxyScore",
+    "stack_of",
 ]

@@ -75,17 +75,6 @@ class TargetModelConfig:
             )
 
 
-def stack_of(device: Device | None) -> str:
-    """The runtime stack a device was measured with (``features['runtime']``, else the kind of
-    its measurer; ``""`` when unknown)."""
-    if device is None:
-        return ""
-    rt = device.features.get("runtime")
-    if isinstance(rt, str) and rt:
-        return rt.strip().lower()
-    return device.measurer_kind
-
-
 class TargetModel:
     """See the module docstring. ``pool``: the proxies (target left out); ``space``: encodes the
     designs; ``target``: the target's record (spec and stack priors); ``reference``: ``n x D``
@@ -106,12 +95,7 @@ class TargetModel:
         self.config = c = config or TargetModelConfig()
         self.names = pool.names
         prior = pool.spec_log_prior(target, c.spec_temperature)
-        mine = stack_of(target)
-        if mine:
-            prior = prior + c.stack_bonus * np.array(
-                [stack_of(e.device) == mine for e in pool.entries], dtype=float
-            )
-        self.log_prior = prior
+        self.log_prior = prior + pool.stack_log_prior(target, c.stack_bonus)
         self._p = len(self.names)
         self._f = int(space.n_decisions)
         self._pairs = [(sg, s) for s in c.residual for sg in c.noise]
@@ -297,4 +281,4 @@ class TargetModel:
         return sorted(out, key=lambda s: -s.weight)
 
 
-__all__ = ["TargetModel", "TargetModelConfig", "stack_of"]
+__all__ = ["TargetModel", "TargetModelConfig"]
