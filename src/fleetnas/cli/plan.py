@@ -39,7 +39,12 @@ def plan(
     optimizer: str | None = typer.Option(None, help="Stored optimizer network (Approach 2)."),
     proxy: str | None = typer.Option(None, help="Proxy device for Approach 1 (default: pool)."),
     accuracy: str | None = typer.Option(None, help="Accuracy metric (default per space)."),
-    max_measurements: int = typer.Option(10, min=1, help="Real measurements per entry, at most."),
+    max_measurements: int | None = typer.Option(
+        None,
+        min=1,
+        help="Hard cap on real measurements per entry (default: Approach 1 stops at 10, or "
+        "goes on up to 20 while the expected gain stays high; the entry says cap_extended).",
+    ),
     margin: float = typer.Option(
         1.0,
         min=0.0,

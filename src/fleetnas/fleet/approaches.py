@@ -55,11 +55,18 @@ def run_proxy(
     if feats and task.device.name in feats and proxy == "auto":
         net = network_proxy(ctx.optimizer, feats[task.device.name])
     known = net is not None and ctx.needs_probes
-    # the entry's cap covers what it measured already (relative-budget probes, the hybrid)
-    room = max(0, config.max_measurements - int(entry["measurements"]))
+    # the entry's cap covers what it measured already (relative-budget probes, the hybrid);
+    # without a cap of the plan's, Approach 1's default (10, extended while worth it) applies
+    # to a fresh entry, and a hard 10 less what was spent to one that measured before
+    spent = int(entry["measurements"])
+    cap = config.max_measurements
+    if cap is None:
+        cap = None if spent == 0 else Approach1Config.soft_cap
+    room = None if cap is None else max(0, cap - spent)
+    n_probes = Approach1Config.n_probes if room is None else min(3, max(0, room - 1))
     cfg = Approach1Config(
         max_measurements=room,
-        n_probes=0 if known else min(Approach1Config.n_probes, max(0, room - 1)),
+        n_probes=0 if known else n_probes,
         seed=task.seed(config.seed),
     )
     probes = None if known else default_probes(ws, cfg.n_probes, ctx.store)
