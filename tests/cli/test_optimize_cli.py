@@ -29,7 +29,8 @@ def test_json_run_on_a_help_device(db, capsys):
     assert out["latency_budget_ms"] == 8.0 and out["latency"] == out["latency_ms"]
     assert out["deprecated_keys"]["latency"] == "use latency_ms"
     assert out["proxy"] in {"raspi4", "gold_6226", "titan_rtx_32"}
-    assert 3 <= out["measurements"] <= 10 and out["probes"] == 3
+    assert 3 <= out["measurements"] <= (20 if out["cap_extended"] else 10)
+    assert out["probes"] == 3 and out["cap"] == 20
     assert out["trace"][0]["phase"] == "probe" and out["design"].startswith("|")
     steps = [s for s in out["trace"] if s["phase"] == "search"]
     assert all(s["key"].startswith("L'=") for s in steps)

@@ -204,3 +204,36 @@ def test_join_policy_decides_when_the_network_joins_approach1(help_db: str) -> N
     assert all("network_proxy" not in e and e["method"] == "proxy" for e in never.entries)
     for e in always.entries + never.entries:
         _check_measured(e)
+
+
+def test_the_cap_bounds_the_hand_over_on_a_table_with_gaps(help_db: str) -> None:
+    """A user's table-backed device missing 5 % of the designs, planned by the hybrid under a
+    cap of 8: what the hybrid measured (its proposals, and the network's probes on the first
+    entry) is taken off Approach 1's cap at the hand-over, and no entry fails on the gaps."""
+    from fleetnas.proxy import design_codes
+    from fleetnas.store import MeasurementBatch
+
+    space = get_space("nb201")
+    with open_store(help_db) as store:
+        archs, vals = store.get_measurements(space, "raspi4", "latency", statistic="mean")
+        keep = np.random.default_rng(1).random(len(archs)) > 0.05
+        dev = Device("user-pi", "embedded_cpu", {}, measurer="table:user-pi")
+        with store.run("user import") as run:
+            run.add_device(dev)
+            run.add_measurements(
+                MeasurementBatch(space, archs[keep], "user-pi", "latency", vals[keep], "ms")
+            )
+        lat = np.full(space.size, np.nan)
+        lat[design_codes(space, archs[keep])] = vals[keep]
+        qs = np.nanquantile(lat, (0.1, 0.5, 0.9))
+        fleet = Fleet("gaps", [FleetDevice(dev, budgets(*(float(f"{q:.4g}") for q in qs)))])
+        cfg = PlanConfig(space="nb201", approach="hybrid", optimizer="tiny", max_measurements=8)
+        run = plan_fleet(fleet, cfg, store)
+    for e in run.entries:
+        before = e.get("probe_measurements", 0) + cfg.hybrid_measurements
+        assert e["measurements"] <= max(cfg.max_measurements, before)
+        assert e["status"] in ("ok", "infeasible"), e.get("reason")
+        if e["status"] == "ok":
+            assert e["measured"]["latency_ms"] <= e["budget"]["latency_ms"]
+        else:
+            assert e["reason"] and "\n" not in e["reason"]

@@ -56,7 +56,7 @@ def test_pool_auto_meets_the_budget_on_a_new_simulated_device(sim_world, method)
             method, 3
         )
         if method == "guided":
-            assert r.measurements <= cfg.max_measurements
+            assert r.measurements <= cfg.cap
 
 
 def test_latency_and_energy_budgets_are_both_met(sim_world):
@@ -100,9 +100,10 @@ def test_fallback_on_a_non_monotone_target_registers_a_new_proxy(sim_world):
     ws = workspace(w)
     budget = float(np.quantile(contrary, 0.5))
     m = get_measurer("table:contrarian", store=store)
-    cfg = Approach1Config(fallback_designs=60)
+    cfg = Approach1Config(fallback_designs=60, max_measurements=80)
     r = optimize_device(ws, m, budget, config=cfg, probes=probes(w, 4), store=store)
     assert r.fell_back and r.registered == "contrarian" and r.proxy == "contrarian"
+    assert r.measurements <= 80
     assert r.monotonicity is not None and r.monotonicity.failed
     assert r.fallback_measurements >= 60
     assert r.measurements == m.total_cost.measurements
@@ -110,6 +111,48 @@ def test_fallback_on_a_non_monotone_target_registers_a_new_proxy(sim_world):
     assert "contrarian" in ws.pool.names
     assert ProxyPool.from_store(store, space, tables=False).names == ["contrarian"]
     assert any(s.phase == "fallback" for s in r.trace)
+
+
+def contrarian_store(space):
+    """A table-backed target slower where the simulated pool says faster (non-monotone), with
+    every tenth design missing from its table."""
+    from fleetnas.store import MeasurementBatch, open_store
+
+    every = space.enumerate()
+    contrary = 50.0 / np.sqrt(space.flops(every) / 1e6)
+    keep = np.arange(len(every)) % 10 != 3
+    store = open_store("memory://")
+    dev = Device("contrarian", "other", {"cores": 4}, measurer="table:contrarian")
+    with store.run("test") as run:
+        run.add_device(dev)
+        run.add_measurements(
+            MeasurementBatch(
+                space, every[keep], "contrarian", "latency", contrary[keep], "ms", method="synth"
+            )
+        )
+    return store, contrary, keep
+
+
+@pytest.mark.parametrize("method", ["guided", "model", "front", "algorithm1"])
+@pytest.mark.parametrize("cap", [4, 10])
+def test_the_cap_bounds_every_path_on_a_non_monotone_table_with_gaps(sim_world, method, cap):
+    from fleetnas.measure import get_measurer
+
+    w = sim_world
+    store, contrary, keep = contrarian_store(w.space)
+    ws = workspace(w)
+    m = get_measurer("table:contrarian", store=store)
+    cfg = Approach1Config(method=method, max_measurements=cap, n_probes=3)
+    missing = w.space.enumerate()[~keep]
+    pr = np.concatenate([missing[:1], probes(w, 2)])  # one probe is not in the table
+    for q in (0.1, 0.5, 0.9):
+        budget = float(np.quantile(contrary, q))
+        r = optimize_device(ws, m, budget, config=cfg, probes=pr, store=None)
+        assert r.measurements <= cap
+        assert r.registered is None  # no room under the cap for a per-device predictor
+        if r.status == "ok":
+            assert r.latency <= budget
+        assert r.unmeasurable >= 1
 
 
 def test_measurements_are_reused_from_the_store_across_runs(sim_world):

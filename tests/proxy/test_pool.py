@@ -76,3 +76,37 @@ def test_pool_errors_are_clear(sim_world):
         pool.without(pool.names[0]).blend()
     with pytest.raises(InputError, match="noise"):
         BlendConfig(noise=(0.1, -1.0))
+
+
+def test_a_partial_table_is_a_proxy_with_its_gaps_filled_and_flagged(nb201):
+    from fleetnas.devices import Device
+    from fleetnas.proxy import Approach1Config, ReplaySession, Workspace, optimize_device
+    from fleetnas.store import MeasurementBatch, open_store
+
+    every = nb201.enumerate()
+    lat = 1.0 + nb201.flops(every) / 1e7
+    rng = np.random.default_rng(0)
+    keep = rng.random(len(every)) > 0.02  # 98 % of the designs
+    sparse = rng.random(len(every)) > 0.5  # 50 %: too few to be a proxy
+    store = open_store("memory://")
+    with store.run("t") as run:
+        for name, mask in (("partial", keep), ("sparse", sparse)):
+            run.add_device(Device(name, measurer=f"table:{name}"))
+            run.add_measurements(
+                MeasurementBatch(nb201, every[mask], name, "latency", lat[mask], "ms")
+            )
+    pool = ProxyPool.from_store(store, nb201)
+    assert pool.names == ["partial"]
+    e = pool.get("partial")
+    assert e.source == "partial-table" and 0.01 < e.filled < 0.03
+    pred = e.latency(every)
+    assert np.all(np.isfinite(pred)) and np.all(pred > 0)
+    np.testing.assert_allclose(pred[keep], lat[keep])
+    gap_err = np.abs(np.log(pred[~keep] / lat[~keep]))
+    assert np.median(gap_err) < 0.2  # the model fills the gaps near the truth
+
+    ws = Workspace(nb201, lambda a: np.log(nb201.flops(a)), pool)
+    target = ReplaySession(nb201, "user", 3.0 * lat)
+    budget = float(np.quantile(3.0 * lat, 0.5))
+    r = optimize_device(ws, target, budget, config=Approach1Config(), probes=every[[0, 100, 9000]])
+    assert r.proxy == "partial" and r.status == "ok" and r.latency <= budget

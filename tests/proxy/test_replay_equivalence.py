@@ -81,4 +81,4 @@ def test_pool_search_is_identical_on_both_paths(help_store, world, target):
     b = optimize_device(ws, replay, budget, config=cfg, probes=probes)
     assert a.arch_str == b.arch_str and a.measurements == b.measurements == 1 * a.measurements
     assert [s.to_dict() for s in a.trace] == [s.to_dict() for s in b.trace]
-    assert a.measurements == real.measurer.total_cost.measurements <= cfg.max_measurements
+    assert a.measurements == real.measurer.total_cost.measurements <= cfg.cap

@@ -95,12 +95,12 @@ def optimize(
     measurer: str | None = typer.Option(
         None, "--measurer", "-m", help=MeasurerHelp + " (default: the device's own measurer)."
     ),
-    method: str = typer.Option("guided", help="guided | algorithm1 | front."),
-    max_measurements: int = typer.Option(
-        10,
-        min=1,
-        help="New real measurements on the target, at most, --probes included (values the "
-        "store already holds for the target are reused and not counted).",
+    method: str = typer.Option("guided", help="guided | model | algorithm1 | front."),
+    max_measurements: int | None = typer.Option(
+        None,
+        min=0,
+        help="Hard cap on target measurements, probes and fallback included (default: 10, "
+        "up to 20 while the expected gain stays high; the result says cap_extended).",
     ),
     probes: int = typer.Option(3, help="Probe designs measured to choose the proxy."),
     fallback: bool = typer.Option(True, help="Train the target's own predictor on failure."),

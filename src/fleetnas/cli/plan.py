@@ -53,13 +53,11 @@ def plan(
     optimizer: str | None = typer.Option(None, help="Stored optimizer network (Approach 2)."),
     proxy: str | None = typer.Option(None, help="Proxy device for Approach 1 (default: pool)."),
     accuracy: str | None = typer.Option(None, help="Accuracy metric (default per space)."),
-    max_measurements: int = typer.Option(
-        10,
+    max_measurements: int | None = typer.Option(
+        None,
         min=1,
-        help="Approach 1's new real measurements per (device, budget) entry in its search, at "
-        "most. A device measured for the first time also pays its 10 probe measurements once "
-        "(shared by its budgets, counted in one entry's measurements as probe_measurements), "
-        "so that entry can show up to 10 + this; the hybrid checks with at most 3.",
+        help="Hard cap on real measurements per entry (default: Approach 1 stops at 10, or "
+        "goes on up to 20 while the expected gain stays high; the entry says cap_extended).",
     ),
     margin: float | None = typer.Option(None, min=0.0, help=MarginHelp, show_default=False),
     chunk_size: int = typer.Option(256, min=1, help="Tasks per chunk (one store run each)."),

@@ -38,7 +38,12 @@ def run_proxy(
     latencies are already in ``session`` (no probes of its own are needed) and the
     network's latency predictor, adapted to those features, joins the proxy pool for this
     device (:func:`_network_proxy`): the blend weighs it by how well it explains what was
-    measured, like any other proxy, and its predicted front adds candidates."""
+    measured, like any other proxy, and its predicted front adds candidates.
+
+    The entry's ``max_measurements`` bounds everything it measures: what it measured before
+    (relative-budget probes, the hybrid's proposals before a hand-over) is taken off Approach
+    1's cap. Designs the device cannot measure are skipped (``unmeasurable``); a proxy read from
+    a partial table is flagged with the share its model filled in (``proxy_filled``)."""
     from fleetnas.proxy import Approach1Config, default_probes, optimize_device
 
     ws = ctx.workspace
@@ -50,9 +55,18 @@ def run_proxy(
     if feats and task.device.name in feats and proxy == "auto":
         net = network_proxy(ctx.optimizer, feats[task.device.name])
     known = net is not None and ctx.needs_probes
+    # the entry's cap covers what it measured already (relative-budget probes, the hybrid);
+    # without a cap of the plan's, Approach 1's default (10, extended while worth it) applies
+    # to a fresh entry, and a hard 10 less what was spent to one that measured before
+    spent = int(entry["measurements"])
+    cap = config.max_measurements
+    if cap is None:
+        cap = None if spent == 0 else Approach1Config.soft_cap
+    room = None if cap is None else max(0, cap - spent)
+    n_probes = Approach1Config.n_probes if room is None else min(3, max(0, room - 1))
     cfg = Approach1Config(
-        max_measurements=config.max_measurements,
-        n_probes=0 if known else Approach1Config.n_probes,
+        max_measurements=room,
+        n_probes=0 if known else n_probes,
         seed=task.seed(config.seed),
     )
     probes = None if known else default_probes(ws, cfg.n_probes, ctx.store)
@@ -88,9 +102,21 @@ def run_proxy(
     entry["trace"].extend(approach1_trace(res.trace, len(entry["trace"])))
     entry["stop_reason"] = res.stop_reason
     entry["fell_back"] = bool(res.fell_back)
+    entry["cap_extended"] = bool(res.cap_extended)
+    entry["unmeasurable"] = int(entry.get("unmeasurable") or 0) + int(res.unmeasurable)
+    if res.proxy in ws.pool and ws.pool.get(res.proxy).filled:
+        entry["proxy_filled"] = ws.pool.get(res.proxy).filled
     if res.monotonicity is not None:
         entry["monotonicity"] = res.monotonicity.to_dict()
-    entry["reason"] = None if res.ok else "no measured design meets the budget"
+    entry["reason"] = None
+    if not res.ok:
+        entry["reason"] = (
+            "no measured design meets the budget"
+            if res.arch is not None
+            else f"none of the {res.unmeasurable} designs tried could be measured on the device"
+            if res.unmeasurable
+            else "the measurement cap left no room to measure a design"
+        )
 
 
 def run_l2o(
@@ -170,6 +196,10 @@ def run_hybrid(
     if b["energy_mj"] is not None or b["latency_ms"] is None:
         run_proxy(ctx, config, task, entry, session, method="proxy-fallback")
         entry["fallback_reason"] = "the hybrid verifies latency budgets only"
+        return
+    if task.device.name not in feats:
+        run_proxy(ctx, config, task, entry, session, method="proxy-fallback")
+        entry["fallback_reason"] = "the device could not measure every probe design of the network"
         return
     opt = ctx.optimizer
     devset = feats[task.device.name]

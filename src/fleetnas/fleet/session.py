@@ -278,6 +278,17 @@ def device_features(
                     if name in optional and not session.free(p).all():
                         continue
                     vals = measure_probes(ctx, session, p, entries[idx[0]])
+                    if not np.all(np.isfinite(vals)):
+                        # some probe designs are unmeasurable there (missing from its table,
+                        # a runtime error): the network cannot read this device; the hybrid
+                        # hands its entries to Approach 1 (run_hybrid)
+                        if name in optional or not any(tasks[i].budget.relative for i in idx):
+                            continue
+                        raise InputError(
+                            f"device {name!r} could not measure {int(np.sum(~np.isfinite(vals)))}"
+                            f" of optimizer {opt.name!r}'s {len(p)} probe designs, so its "
+                            "relative budgets cannot be resolved; give absolute budgets"
+                        )
                 else:
                     vals = (
                         stored_values(ctx.store, ctx.space, dev.name, p)

@@ -51,7 +51,7 @@ class PlanConfig:
     seed: int = 0
     optimizer: str | None = None
     proxy: str | None = None
-    max_measurements: int = 10
+    max_measurements: int | None = None  # None: Approach 1's default (10, up to 20 if worth it)
     hybrid_measurements: int = 3
     margin: float = 1.0
     truth: bool = True
@@ -65,7 +65,7 @@ class PlanConfig:
             )
         if self.chunk_size < 1:
             raise InputError(f"chunk size must be >= 1, got {self.chunk_size}")
-        if self.max_measurements < 1:
+        if self.max_measurements is not None and self.max_measurements < 1:
             raise InputError(f"max measurements must be >= 1, got {self.max_measurements}")
         if self.hybrid_measurements < 1:
             raise InputError(f"hybrid measurements must be >= 1, got {self.hybrid_measurements}")

@@ -8,7 +8,9 @@
 - :func:`verify_candidates`: verified selection over any candidate list ordered by predicted
   latency (the primitive fleet planning and Approach 2's hybrid mode call);
 - :class:`ProxyPool`, :class:`ProxyBlend`: proxies with predictors, similarity from probes and
-  spec features, registration of new proxies;
+  spec features, registration of new proxies, partial tables (:class:`FilledTable`);
+- :class:`TargetModel`: the target's own model, the blend plus a GP residual fitted on
+  everything measured on the device (method ``"model"``);
 - :mod:`fleetnas.proxy.monotonicity`: Spearman, Kendall, flip share, the paper's Figure 4.
 """
 
@@ -42,6 +44,7 @@ from fleetnas.proxy.optimize import (
 from fleetnas.proxy.pool import (
     POOL_KIND,
     BlendConfig,
+    FilledTable,
     ProxyBlend,
     ProxyEntry,
     ProxyPool,
@@ -55,6 +58,7 @@ from fleetnas.proxy.session import (
     TargetSession,
     design_codes,
 )
+from fleetnas.proxy.target_model import TargetModel, TargetModelConfig
 from fleetnas.proxy.verify import (
     Selection,
     TraceStep,
@@ -71,6 +75,7 @@ __all__ = [
     "Approach1Config",
     "Approach1Result",
     "BlendConfig",
+    "FilledTable",
     "MeasurerSession",
     "MonotonicityCheck",
     "PairStats",
@@ -82,6 +87,8 @@ __all__ = [
     "ReplaySession",
     "Selection",
     "TCache",
+    "TargetModel",
+    "TargetModelConfig",
     "TargetSession",
     "TraceStep",
     "Workspace",

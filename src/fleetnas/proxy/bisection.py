@@ -117,7 +117,9 @@ def algorithm1(
         tried[x] = lat
         stop = False
         over = lat >= latency_budget + delta if ph == phase else lat > latency_budget
-        if over:
+        if not np.isfinite(lat):
+            t_min, decision = t, "unmeasurable on the target: treated as over, t_min <- t"
+        elif over:
             t_min, decision = t, f"latency {'>= L + δ' if ph == phase else '> L'}: t_min <- t"
         elif lat <= latency_budget - delta:
             t_max, decision = t, "latency <= L - δ: t_max <- t"

@@ -8,6 +8,8 @@ budget(s). The blend is refitted after every measurement, so measurements near t
 calibrate the prediction exactly where it matters. The search stops when no candidate's expected
 improvement reaches ``min_gain``, when nothing better is left, or at ``max_measurements``; it
 returns only a measured design within the budget (:func:`~fleetnas.proxy.verify.choose_design`).
+A design the target cannot measure is skipped (and counted against ``max_measurements``, since
+trying it may have cost device time).
 
 This replaces the blind halving of Algorithm 1 once absolute predictions exist: a bisection step
 halves an interval whatever the prediction says, while here the first measurement is already
@@ -54,11 +56,17 @@ def guided_search(
     check: Check | None = None,
     phase: str = "search",
     step0: int = 0,
+    extend_to: int = 0,
+    extend_gain: float = np.inf,
 ) -> tuple[Selection, str]:
     """Expected-improvement verification over ``candidates`` (``n x D``, predicted accuracies
     ``accuracy``); ``accuracy_fn`` scores measured designs that are not candidates (probes).
     Returns the selection over every design the session has measured, and why it stopped:
-    ``"nothing left"``, ``"gain below min_gain"``, ``"measurement cap"`` or ``"monotonicity"``.
+    ``"nothing left"``, ``"gain below min_gain"``, ``"measurement cap"``, ``"extended cap"`` or
+    ``"monotonicity"``. ``extend_to`` > ``max_measurements``: past ``max_measurements`` the
+    search goes on, up to ``extend_to``, while the best expected gain is at least
+    ``extend_gain`` (the pool fits the target too poorly to stop there); the reason then
+    starts with ``"extended"``.
     """
     check_budgets(latency_budget, energy_budget)
     use_e = energy_budget is not None
@@ -76,6 +84,7 @@ def guided_search(
     start = cost_mark(session)
     trace: list[TraceStep] = []
     spent = 0
+    extended = False
     reason = "nothing left"
     while True:
         archs_m, vals_m = session.measured
@@ -100,8 +109,8 @@ def guided_search(
         if not open_.any():
             reason = "nothing left"
             break
-        if spent >= max_measurements:
-            reason = "measurement cap"
+        if spent >= max(max_measurements, extend_to):
+            reason = "extended cap" if extended else "measurement cap"
             break
         idx = np.flatnonzero(open_)
         mu, sd = latency_blend.predict_log(u=u_lat[:, idx])
@@ -113,13 +122,21 @@ def guided_search(
         ei = gain * p
         j = int(np.argmax(ei))
         if np.isfinite(best) and ei[j] < min_gain:
-            reason = "gain below min_gain"
+            reason = "extended, then gain below min_gain" if extended else "gain below min_gain"
             break
+        if spent >= max_measurements:
+            if ei[j] < extend_gain:
+                reason = (
+                    "extended, then gain below the extension's" if extended else ("measurement cap")
+                )
+                break
+            extended = True
         pick = int(idx[j])
         before = session.cost.measurements
         lat, en = session.measure_one(cand[pick])
         new = session.cost.measurements > before
-        spent += int(new)
+        lost = not np.isfinite(lat)  # the device could not measure it: skipped, but it counts
+        spent += int(new or lost)
         feas = lat <= latency_budget and (not use_e or (en is not None and en <= energy_budget))
         trace.append(
             TraceStep(
@@ -134,7 +151,13 @@ def guided_search(
                 new=new,
                 feasible=bool(feas),
                 decision=f"expected gain {ei[j]:.3g} (P(meets budget) {p[j]:.2f}): "
-                + ("meets budget" if feas else "violates budget"),
+                + (
+                    "unmeasurable, skipped"
+                    if lost
+                    else "meets budget"
+                    if feas
+                    else "violates budget"
+                ),
             )
         )
     archs_m, vals_m = session.measured

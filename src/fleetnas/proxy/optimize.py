@@ -42,6 +42,7 @@ from fleetnas.proxy.guided import guided_search
 from fleetnas.proxy.pool import BlendConfig, ProxyPool, ProxyScore
 from fleetnas.proxy.problem import ProxyProblem
 from fleetnas.proxy.session import MeasurerSession, TargetSession
+from fleetnas.proxy.target_model import TargetModel, TargetModelConfig
 from fleetnas.proxy.verify import (
     Selection,
     TraceStep,
@@ -57,7 +58,7 @@ from fleetnas.spaces.base import MAX_ENUMERABLE
 if TYPE_CHECKING:
     from fleetnas.store import Store
 
-METHODS = ("guided", "algorithm1", "front")
+METHODS = ("model", "guided", "algorithm1", "front")
 
 
 class Workspace:
@@ -146,7 +147,12 @@ class Workspace:
 class Approach1Config:
     """Settings of :func:`optimize_device`.
 
-    ``max_measurements``: cap on new target measurements of the guided search, probes included;
+    ``max_measurements``: cap on new target measurements of every path (probes, search,
+    fallback), a hard one (``0``: only choose among designs measured already); ``None`` (the
+    default) lets the guided searches stop at ``soft_cap``
+    (10) and go on up to ``extended_cap`` (20) only while the best expected gain is at least
+    ``extend_gain`` (default: ten times ``min_gain``), i.e. where the pool fits the target too
+    poorly to stop (the result says so: ``cap_extended``);
     ``n_probes``: probe designs measured first when the proxy is chosen automatically (or when
     the guided method calibrates a named proxy); ``delta``: Algorithm 1's ``δ`` relative to the
     budget; ``max_iterate``: its ``Max_Iterate``; ``min_gain``: smallest expected accuracy gain
@@ -157,7 +163,7 @@ class Approach1Config:
     """
 
     method: str = "guided"
-    max_measurements: int = 10
+    max_measurements: int | None = None
     n_probes: int = 3
     delta: float = 0.01
     max_iterate: int = 10
@@ -168,20 +174,40 @@ class Approach1Config:
     max_flip_share: float = 0.25
     min_pairs: int = 6
     blend: BlendConfig = field(default_factory=BlendConfig)
+    model: TargetModelConfig = field(default_factory=TargetModelConfig)
     seed: int = 0
+    soft_cap: int = 10
+    extended_cap: int = 20
+    extend_gain: float | None = None
+
+    @property
+    def cap(self) -> int:
+        """The hard cap: ``max_measurements`` when given, else ``extended_cap``."""
+        return self.extended_cap if self.max_measurements is None else self.max_measurements
+
+    @property
+    def first_cap(self) -> int:
+        """Where the guided searches stop unless the cap may be extended."""
+        return self.soft_cap if self.max_measurements is None else self.max_measurements
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise InputError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if self.max_measurements < 1 or self.n_probes < 0 or self.fallback_designs < 1:
+        if (
+            self.cap < 0
+            or self.n_probes < 0
+            or self.fallback_designs < 1
+            or not 1 <= self.soft_cap <= self.extended_cap
+        ):
             raise InputError(
-                "need max_measurements >= 1, n_probes >= 0 and fallback_designs >= 1, got "
-                f"{self.max_measurements}, {self.n_probes}, {self.fallback_designs}"
+                "need max_measurements >= 0, n_probes >= 0, fallback_designs >= 1 and "
+                f"1 <= soft_cap <= extended_cap, got {self.max_measurements}, {self.n_probes}, "
+                f"{self.fallback_designs}, {self.soft_cap}, {self.extended_cap}"
             )
-        if self.n_probes >= self.max_measurements and self.method == "guided":
+        if self.n_probes and self.n_probes >= self.first_cap and self.method in ("guided", "model"):
             raise InputError(
                 f"n_probes ({self.n_probes}) must leave room under max_measurements "
-                f"({self.max_measurements}) for the search"
+                f"({self.first_cap}) for the search"
             )
 
 
@@ -192,7 +218,10 @@ class Approach1Result:
     ``arch``: ``D`` int array of the design (``None`` only if nothing could be measured);
     ``latency``/``energy``: its *measured* values; ``predicted_accuracy``: from the accuracy
     predictor; ``measurements``: new target measurements of this call (probes and fallback
-    included); ``probes``/``fallback_measurements``: how many of them were which; ``reused``:
+    included); ``probes``/``fallback_measurements``: how many of them were which;
+    ``unmeasurable``: designs tried that the target could not measure (skipped); ``cap``: the
+    hard cap in force; ``cap_extended``: the search went past ``soft_cap`` because the pool fit
+    the target poorly (see :class:`Approach1Config`); ``reused``:
     values answered from the session or the store for free.
     """
 
@@ -211,6 +240,9 @@ class Approach1Result:
     measurements: int
     probes: int = 0
     fallback_measurements: int = 0
+    unmeasurable: int = 0
+    cap: int = 0
+    cap_extended: bool = False
     reused: int = 0
     device_seconds: float = 0.0
     fell_back: bool = False
@@ -242,6 +274,9 @@ class Approach1Result:
             "measurements": self.measurements,
             "probes": self.probes,
             "fallback_measurements": self.fallback_measurements,
+            "unmeasurable": self.unmeasurable,
+            "cap": self.cap,
+            "cap_extended": self.cap_extended,
             "reused": self.reused,
             "device_seconds": self.device_seconds,
             "fell_back": self.fell_back,
@@ -311,6 +346,7 @@ def optimize_device(
         if energy_budget is not None and "energy" not in session.metrics:
             raise InputError("an energy budget needs a target session that measures energy")
     start = cost_mark(session)
+    lost0 = len(session.unmeasurable)
     use_e = energy_budget is not None
     pool = workspace.pool.without(session.device)
     if use_e:
@@ -330,7 +366,7 @@ def optimize_device(
         )
     trace: list[TraceStep] = []
     n_probe = 0
-    need_probes = proxy == "auto" or cfg.method == "guided"
+    need_probes = proxy == "auto" or cfg.method in ("guided", "model")
     if need_probes and cfg.n_probes:
         pr = default_probes(workspace, cfg.n_probes, store) if probes is None else probes
         pr = space.check(pr)
@@ -373,27 +409,43 @@ def optimize_device(
 
     reason = ""
     spent = spent_since(session, start)["measurements"]
-    if cfg.method == "guided":
-        min_gain = cfg.min_gain
-        if min_gain is None:
-            min_gain = 1e-4 * float(np.ptp(workspace.accuracy[np.isfinite(workspace.accuracy)]))
+    if cfg.method in ("guided", "model"):
+        min_gain = min_gain_of(cfg, workspace)
+        model: TargetModel | Any = blend
+        if cfg.method == "model":
+            model = TargetModel(pool, space, target_device, cfg.model, reference=cands)
+            if len(archs_m):
+                model.fit(archs_m, vals_m[:, 0])
         sel, reason = guided_search(
             space,
             cands,
             workspace.accuracy[cand_idx],
             workspace.accuracy_fn,
             session,
-            blend,
+            model,
             latency_budget,
             e_blend,
             energy_budget,
-            max_measurements=max(0, cfg.max_measurements - spent),
+            max_measurements=max(0, cfg.first_cap - spent),
             min_gain=min_gain,
-            check=check_top,
+            check=check_top if cfg.method == "guided" else None,
             step0=len(trace),
+            extend_to=max(0, cfg.cap - spent),
+            extend_gain=extend_gain_of(cfg, workspace),
         )
-        chosen = pool.names[blend.top]
-        scores = blend.scores()
+        chosen = pool.names[model.top]
+        scores = model.scores()
+        if cfg.method == "model":
+            archs_m, vals_m = session.measured
+            if len(archs_m):
+                pred = np.exp(pool.log_prediction(chosen, archs_m))
+                mono = check_monotonicity(
+                    pred, vals_m[:, 0], cfg.monotonicity_tol, cfg.max_flip_share, cfg.min_pairs
+                )
+                mono.failed = False  # the target model corrects the order; reported only
+    elif cfg.cap - spent < 1:
+        sel = Selection(None, "infeasible", np.nan, None, np.nan)
+        reason = "measurement cap (the probes used it)"
     else:
         problem = workspace.problem(chosen, with_energy=use_e)
         if cfg.method == "algorithm1":
@@ -404,7 +456,7 @@ def optimize_device(
                     latency_budget,
                     float(energy_budget),
                     cfg.delta,
-                    cfg.max_iterate,
+                    min(cfg.max_iterate, cfg.cap - spent),
                     step0=len(trace),
                 )
             else:
@@ -413,7 +465,7 @@ def optimize_device(
                     session,
                     latency_budget,
                     cfg.delta * latency_budget,
-                    cfg.max_iterate,
+                    min(cfg.max_iterate, cfg.cap - spent),
                     workspace.tcache(chosen),
                     step0=len(trace),
                 ).selection
@@ -429,6 +481,7 @@ def optimize_device(
                 session,
                 latency_budget,
                 energy_budget,
+                max_measurements=max(0, cfg.cap - spent),
                 start=start_pos,
                 step0=len(trace),
             )
@@ -443,14 +496,23 @@ def optimize_device(
     if cfg.fallback and mono is not None and mono.failed:
         fell_back = True
         fb_start = session.cost.measurements
-        lat_p, en_p, _ = train_target_predictor(session, cfg.fallback_designs, cfg.seed)
-        name = session.device
-        workspace.pool.register(name, lat_p, store, target_device, en_p, source="fallback")
-        workspace.forget(name)
-        registered = name
-        own = ProxyPool(space, [workspace.pool.get(name)])
-        own_idx = np.unique(np.concatenate([cand_idx, workspace.front_union(own)]))
-        own_blend = own.blend(workspace.candidates[own_idx], "latency", None, cfg.blend)
+        room = cfg.cap - spent_since(session, start)["measurements"]
+        if room > cfg.fallback_designs:
+            lat_p, en_p, _ = train_target_predictor(session, cfg.fallback_designs, cfg.seed)
+            name = session.device
+            workspace.pool.register(name, lat_p, store, target_device, en_p, source="fallback")
+            workspace.forget(name)
+            registered = name
+            own = ProxyPool(space, [workspace.pool.get(name)])
+            own_idx = np.unique(np.concatenate([cand_idx, workspace.front_union(own)]))
+            own_model: Any = own.blend(workspace.candidates[own_idx], "latency", None, cfg.blend)
+            chosen = name
+        else:
+            # no room under the cap for the target's own predictor: the target model corrects
+            # the pool with what is measured instead (every path stays within the cap)
+            own_idx = cand_idx
+            own_model = TargetModel(pool, space, target_device, cfg.model, reference=cands)
+            own = pool
         own_e = (
             own.blend(workspace.candidates[own_idx], "energy", None, cfg.blend) if use_e else None
         )
@@ -460,18 +522,21 @@ def optimize_device(
             workspace.accuracy[own_idx],
             workspace.accuracy_fn,
             session,
-            own_blend,
+            own_model,
             latency_budget,
             own_e,
             energy_budget,
-            max_measurements=cfg.max_measurements,
-            min_gain=0.0,
+            max_measurements=max(0, cfg.first_cap - spent_since(session, start)["measurements"]),
+            min_gain=0.0 if registered else min_gain_of(cfg, workspace),
+            extend_to=max(0, cfg.cap - spent_since(session, start)["measurements"]),
+            extend_gain=extend_gain_of(cfg, workspace),
             phase="fallback",
             step0=len(trace),
         )
         trace.extend(sel.trace)
         n_fb = session.cost.measurements - fb_start
-        chosen = name
+        if registered is None:
+            chosen = pool.names[own_model.top]
     final = _final(workspace, session, latency_budget, energy_budget)
     session.commit()
     used = spent_since(session, start)
@@ -491,6 +556,9 @@ def optimize_device(
         measurements=used["measurements"],
         probes=n_probe,
         fallback_measurements=n_fb,
+        unmeasurable=len(session.unmeasurable) - lost0,
+        cap=cfg.cap,
+        cap_extended=reason.startswith("extended"),
         reused=used["reused"],
         device_seconds=used["device_seconds"],
         fell_back=fell_back,
@@ -501,6 +569,24 @@ def optimize_device(
         monotonicity=mono,
         wall_s=time.perf_counter() - t0,
     )
+
+
+def min_gain_of(cfg: Approach1Config, workspace: Workspace) -> float:
+    """The guided search's ``min_gain``: the configured one, else 0.01 % of the candidates'
+    accuracy range."""
+    if cfg.min_gain is not None:
+        return float(cfg.min_gain)
+    return 1e-4 * float(np.ptp(workspace.accuracy[np.isfinite(workspace.accuracy)]))
+
+
+def extend_gain_of(cfg: Approach1Config, workspace: Workspace) -> float:
+    """Expected gain that justifies a measurement past ``soft_cap`` (default: ten times
+    :func:`min_gain_of`); infinite (no extension) under an explicit ``max_measurements``."""
+    if cfg.max_measurements is not None:
+        return float("inf")
+    if cfg.extend_gain is not None:
+        return float(cfg.extend_gain)
+    return 10 * min_gain_of(cfg, workspace)
 
 
 def _final(

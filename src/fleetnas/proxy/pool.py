@@ -61,8 +61,10 @@ class ProxyEntry:
 
     ``latency``/``energy``: callables ``n x D -> n`` positive values (a fitted predictor's
     ``predict`` or an exact lookup). ``source``: ``"table"`` (the device's stored values),
-    ``"predictor"`` (a registered predictor artifact) or ``"fallback"`` (trained on a target
-    during Approach 1). ``predictor``: the artifact name of a persisted predictor.
+    ``"predictor"`` (a registered predictor artifact), ``"partial-table"`` (stored values over
+    most of the space, the gaps filled by a model fitted on them) or ``"fallback"`` (trained on
+    a target during Approach 1). ``predictor``: the artifact name of a persisted predictor;
+    ``filled``: the share of the space a partial table's model fills in (flagged in plans).
     """
 
     name: str
@@ -72,6 +74,7 @@ class ProxyEntry:
     source: str = "table"
     predictor: str | None = None
     energy_predictor: str | None = None
+    filled: float = 0.0
 
     def metric(self, metric: str) -> MetricFn | None:
         if metric == "latency":
@@ -103,12 +106,15 @@ class BlendConfig:
     (each proxy is paired with every level and the evidence weighs them, so a proxy that fits
     badly widens its own predictive spread instead of staying confidently wrong), prior spread
     of the slope ``slope_sd`` around 1, of the intercept ``intercept_sd`` around 0 (vague), and
-    the ``spec_temperature`` of the spec prior (``0`` turns it off)."""
+    the ``spec_temperature`` of the spec prior (``0`` turns it off); ``stack_bonus``: prior log
+    weight added to proxies measured with the target's own runtime stack (:func:`stack_of`), so
+    a same-stack peer wins over a public device that fits the probes about as well."""
 
     noise: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
     slope_sd: float = 0.35
     intercept_sd: float = 100.0
     spec_temperature: float = 3.0
+    stack_bonus: float = 2.0
 
     def __post_init__(self) -> None:
         levels = np.atleast_1d(np.asarray(self.noise, dtype=float))
@@ -118,10 +124,11 @@ class BlendConfig:
             or np.any(levels <= 0)
             or min(self.slope_sd, self.intercept_sd) <= 0
             or self.spec_temperature < 0
+            or self.stack_bonus < 0
         ):
             raise InputError(
                 "blend parameters need noise levels, slope_sd, intercept_sd > 0 and "
-                "spec_temperature >= 0"
+                "spec_temperature, stack_bonus >= 0"
             )
 
 
@@ -390,8 +397,17 @@ class ProxyPool:
                     memo[keys[i]] = z[:, col]
             return np.stack([memo[k] for k in keys], axis=1)
 
-        prior = self.spec_log_prior(target, cfg.spec_temperature)
+        prior = self.spec_log_prior(target, cfg.spec_temperature) + self.stack_log_prior(
+            target, cfg.stack_bonus
+        )
         return ProxyBlend(self.names, log_pred, prior, cfg)
+
+    def stack_log_prior(self, target: Device | None, bonus: float) -> np.ndarray:
+        """``p`` log prior weights: ``bonus`` for proxies of ``target``'s own stack, else 0."""
+        mine = stack_of(target)
+        if not mine or bonus <= 0:
+            return np.zeros(len(self.entries))
+        return bonus * np.array([stack_of(e.device) == mine for e in self.entries], dtype=float)
 
     def rank(
         self,
@@ -411,9 +427,12 @@ class ProxyPool:
         space: SearchSpace,
         exclude: Sequence[str] = (),
         tables: bool = True,
+        min_coverage: float = 0.9,
     ) -> ProxyPool:
         """Registered proxies of ``space`` plus (``tables``) every device whose stored latency
-        covers the (enumerable) space, as exact lookups; ``exclude`` leaves devices out."""
+        covers the (enumerable) space, as exact lookups, and every device covering at least
+        ``min_coverage`` of it, its gaps filled by a model (source ``partial-table``);
+        ``exclude`` leaves devices out."""
         from fleetnas.predict import TableLookup, load_predictor
 
         entries: dict[str, ProxyEntry] = {}
@@ -426,6 +445,19 @@ class ProxyPool:
                 energy_devs = set(
                     rows[(rows["metric"] == "energy") & (rows["archs"] >= space.size)]["device"]
                 )
+                partial = lat[
+                    (lat["archs"] < space.size) & (lat["archs"] >= min_coverage * space.size)
+                ]
+                for name in sorted(set(partial["device"]) - set(full["device"]) - set(exclude)):
+                    filled = FilledTable.from_store(store, space, name)
+                    if filled is not None:
+                        entries[name] = ProxyEntry(
+                            name=name,
+                            latency=filled.predict,
+                            device=store.get_device(name),
+                            source="partial-table",
+                            filled=filled.filled,
+                        )
                 for name in sorted(set(full["device"]) - set(exclude)):
                     look = _lookup(store, space, name, "latency", TableLookup)
                     if look is None:
@@ -522,6 +554,70 @@ class ProxyPool:
         return entry
 
 
+class FilledTable:
+    """A device's stored values over most of an enumerable space; designs missing from it are
+    predicted by a :class:`~fleetnas.predict.GBTEnsemble` (log target) fitted on up to
+    ``max_train`` stored ones, on first need. ``values``: ``size`` array (NaN = gap)."""
+
+    def __init__(
+        self, space: SearchSpace, values: np.ndarray, max_train: int = 3000, seed: int = 0
+    ):
+        self.space = space
+        self.values = np.asarray(values, dtype=float)
+        self.max_train, self.seed = int(max_train), int(seed)
+        self._model: Any = None
+
+    @property
+    def filled(self) -> float:
+        """Share of the space the model fills in."""
+        return float(np.mean(~np.isfinite(self.values)))
+
+    @classmethod
+    def from_store(cls, store: Store, space: SearchSpace, device: str) -> FilledTable | None:
+        from fleetnas.proxy.session import design_codes
+
+        for stat in STATISTICS:
+            archs, vals = store.get_measurements(space, device, "latency", statistic=stat)
+            ok = np.isfinite(vals) & (vals > 0)
+            if ok.sum() >= 10:
+                full = np.full(space.size, np.nan)
+                full[design_codes(space, archs[ok])] = vals[ok]
+                return cls(space, full)
+        return None
+
+    def predict(self, archs: np.ndarray) -> np.ndarray:
+        from fleetnas.proxy.session import design_codes
+
+        v = self.values[design_codes(self.space, archs)]
+        gap = ~np.isfinite(v)
+        if gap.any():
+            if self._model is None:
+                from fleetnas.predict import GBTEnsemble
+
+                have = np.flatnonzero(np.isfinite(self.values))
+                rng = np.random.default_rng(self.seed)
+                if len(have) > self.max_train:
+                    have = np.sort(rng.choice(have, self.max_train, replace=False))
+                every = self.space.enumerate()
+                self._model = GBTEnsemble(self.space, target="log", n_members=1, seed=self.seed)
+                self._model.fit(every[have], self.values[have])
+            v = v.copy()
+            v[gap] = np.asarray(self._model.predict(self.space.check(archs)[gap]), float)
+        return v
+
+
+def stack_of(device: Device | None) -> str:
+    """The runtime stack a device is measured with: its ``stack`` or ``runtime`` feature, else
+    the kind of its measurer (``table``, ``onnxruntime``, ...); ``""`` when unknown."""
+    if device is None:
+        return ""
+    for key in ("stack", "runtime"):
+        v = device.features.get(key)
+        if isinstance(v, str) and v.strip():
+            return v.strip().lower()
+    return device.measurer_kind
+
+
 def _batch_key(a: np.ndarray) -> str:
     return hashlib.blake2b(a.tobytes(), digest_size=12).hexdigest() + str(a.shape)
 
@@ -553,8 +649,10 @@ def _pool_record(store: Store, space: SearchSpace) -> dict[str, Any]:
 __all__ = [
     "POOL_KIND",
     "BlendConfig",
+    "FilledTable",
     "ProxyBlend",
     "ProxyEntry",
     "ProxyPool",
     "ProxyScore",
+    "stack_of",
 ]

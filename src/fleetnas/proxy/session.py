@@ -51,6 +51,7 @@ class TargetSession(ABC):
             raise InputError(f"a target session measures latency first, got {self.metrics}")
         self.cost = MeasurementCost()
         self._known: dict[bytes, tuple[float, ...]] = {}
+        self._unmeasurable: dict[bytes, np.ndarray] = {}
         #: designs in the order they were first answered, with whether each was charged
         self.history: list[tuple[np.ndarray, bool]] = []
 
@@ -60,7 +61,9 @@ class TargetSession(ABC):
 
     def measure(self, archs: np.ndarray) -> np.ndarray:
         """``n x len(metrics)`` values of ``archs`` (``n x D``); only designs never seen in this
-        session are sent to the device, in one batch."""
+        session are sent to the device, in one batch. A design the device cannot measure (not in
+        its table, a runtime error) gets NaN values and is remembered as unmeasurable: it is
+        never sent again and never part of :attr:`measured`."""
         a = self.space.check(archs)
         keys = [row.tobytes() for row in a]
         new_idx: list[int] = []
@@ -73,10 +76,15 @@ class TargetSession(ABC):
             vals, cost = self._fetch(a[new_idx])
             self.cost.add(cost)
             for i, v in zip(new_idx, vals, strict=True):
-                self._known[keys[i]] = tuple(float(x) for x in v)
-                self.history.append((a[i].copy(), True))
+                if np.all(np.isfinite(v)):
+                    self._known[keys[i]] = tuple(float(x) for x in v)
+                    self.history.append((a[i].copy(), True))
+                else:
+                    self._unmeasurable[keys[i]] = a[i].copy()
         self.cost.reused += len(keys) - len(new_idx)
-        return np.array([self._known[k] for k in keys], dtype=float).reshape(len(a), -1)
+        nan = (np.nan,) * len(self.metrics)
+        rows = [self._known.get(k, nan) for k in keys]
+        return np.array(rows, dtype=float).reshape(len(a), -1)
 
     def measure_one(self, arch: np.ndarray) -> tuple[float, float | None]:
         """``(latency, energy or None)`` of one design."""
@@ -88,16 +96,27 @@ class TargetSession(ABC):
         return self._known.get(self.space.check(arch)[0].tobytes())
 
     def lookup(self, archs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(known n bool, values n x len(metrics) with NaN where unknown)``, no measurement."""
+        """``(known n bool, values n x len(metrics) with NaN where unknown)``, no measurement;
+        unmeasurable designs are known, with NaN values (trying them again would not help)."""
         a = self.space.check(archs)
         out = np.full((len(a), len(self.metrics)), np.nan)
         mask = np.zeros(len(a), dtype=bool)
         for i, row in enumerate(a):
-            v = self._known.get(row.tobytes())
+            key = row.tobytes()
+            v = self._known.get(key)
             if v is not None:
                 mask[i] = True
                 out[i] = v
+            elif key in self._unmeasurable:
+                mask[i] = True
         return mask, out
+
+    @property
+    def unmeasurable(self) -> np.ndarray:
+        """``u x D`` designs the device could not measure in this session."""
+        if not self._unmeasurable:
+            return np.zeros((0, self.space.n_decisions), np.int64)
+        return np.stack(list(self._unmeasurable.values()))
 
     def free(self, archs: np.ndarray) -> np.ndarray:
         """``n`` bool: designs :meth:`measure` would answer without charging a measurement."""
@@ -170,17 +189,23 @@ class MeasurerSession(TargetSession):
         return out
 
     def _fetch(self, archs: np.ndarray) -> tuple[np.ndarray, MeasurementCost]:
-        res = self.measurer.measure(self.space, archs, self.metrics)
-        vals = np.stack([np.asarray(res.values[m], dtype=float) for m in self.metrics], axis=1)
-        bad = ~np.isfinite(vals)
-        if bad.any():
-            from fleetnas.errors import MeasurementError
+        """Measure in one batch; when the batch fails, design by design, so that only the
+        designs the device cannot measure come back as NaN (see :meth:`measure`)."""
+        from fleetnas.errors import MeasurementError
 
-            i = int(np.argwhere(bad)[0, 0])
-            raise MeasurementError(
-                f"{self.device!r} returned no value for {self.space.format(archs[i])!r}"
-            )
-        self._ledger_new.extend(archs)
+        try:
+            res = self.measurer.measure(self.space, archs, self.metrics)
+        except MeasurementError:
+            if len(archs) == 1:
+                return np.full((1, len(self.metrics)), np.nan), MeasurementCost()
+            parts = [self._fetch(a[None]) for a in archs]
+            cost = MeasurementCost()
+            for _, c in parts:
+                cost.add(c)
+            return np.concatenate([v for v, _ in parts]), cost
+        vals = np.stack([np.asarray(res.values[m], dtype=float) for m in self.metrics], axis=1)
+        ok = np.all(np.isfinite(vals), axis=1)
+        self._ledger_new.extend(archs[ok])
         return vals, res.cost
 
     def commit(self) -> None:
@@ -196,7 +221,8 @@ class ReplaySession(TargetSession):
     """A target whose values are known for every design of an enumerable space, charged like
     ``table:DEVICE``: one measurement per distinct design, its latency (``unit``) as seconds.
 
-    ``latency``/``energy``: ``size`` arrays indexed by :func:`design_codes`.
+    ``latency``/``energy``: ``size`` arrays indexed by :func:`design_codes`; NaN marks a
+    design missing from the table (unmeasurable, charged nothing).
     """
 
     def __init__(
@@ -221,8 +247,9 @@ class ReplaySession(TargetSession):
     def _fetch(self, archs: np.ndarray) -> tuple[np.ndarray, MeasurementCost]:
         codes = design_codes(self.space, archs)
         vals = np.stack([v[codes] for v in self._values], axis=1)
+        ok = np.all(np.isfinite(vals), axis=1)  # NaN: not in the table, free like table:DEVICE
         cost = MeasurementCost(
-            measurements=len(archs), device_seconds=float(vals[:, 0].sum()) * self._scale
+            measurements=int(ok.sum()), device_seconds=float(vals[ok, 0].sum()) * self._scale
         )
         return vals, cost
 

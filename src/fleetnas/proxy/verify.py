@@ -204,6 +204,8 @@ def verify_candidates(
     lat = np.full(n, np.nan)
     en = np.full(n, np.nan)
     measured, vals = session.lookup(cand)  # what the session knows already costs nothing
+    lost = measured & ~np.isfinite(vals[:, 0])  # unmeasurable on the target: skipped
+    measured &= ~lost
     lat[measured] = vals[measured, 0]
     if vals.shape[1] > 1:
         en[measured] = vals[measured, 1]
@@ -229,7 +231,7 @@ def verify_candidates(
             known_e = pe <= fe
         elif use_e:
             known_e = np.zeros(n, dtype=bool)
-        open_ = ~measured & (acc > best_acc) & ~inf_l & ~inf_e
+        open_ = ~measured & ~lost & (acc > best_acc) & ~inf_l & ~inf_e
         if not open_.any() or spent >= max_measurements:
             break
         idx = np.flatnonzero(open_)
@@ -264,6 +266,23 @@ def verify_candidates(
         before = session.cost.measurements
         li, ei = session.measure_one(cand[pick])
         new = session.cost.measurements > before
+        if not np.isfinite(li):
+            lost[pick] = True
+            spent += 1  # trying it may have cost device time
+            trace.append(
+                TraceStep(
+                    step=step0 + len(trace) + 1,
+                    phase=phase,
+                    key=f"{label}={pl[pick]:.4g}" if label else f"#{pick}",
+                    value=float(pl[pick]),
+                    arch=space.format(cand[pick]),
+                    latency=float("nan"),
+                    new=False,
+                    feasible=False,
+                    decision=f"{why}: unmeasurable on the device, skipped",
+                )
+            )
+            continue
         spent += int(new)
         measured[pick] = True
         lat[pick] = li
