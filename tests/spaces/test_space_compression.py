@@ -139,13 +139,13 @@ def test_onnx_nodes_to_quantize_are_exactly_the_int8_blocks() -> None:
 
 
 def test_spaces_show_prints_a_compressed_design(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["spaces", "show", "nb201+q", f"{NB}@q=int8;w=1,0.5,1", "--json"]) == 0
+    assert main(["spaces", "show", "-s", "nb201+q", f"{NB}@q=int8;w=1,0.5,1", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["architecture"] == f"{NB}@q=int8;w=1,0.5,1"
     assert shown["compression"]["stage1"]["width"] == 0.5
-    assert main(["spaces", "show", "nb201+q", f"{NB}@q=int8;w=1,0.5,1"]) == 0
+    assert main(["spaces", "show", "-s", "nb201+q", f"{NB}@q=int8;w=1,0.5,1"]) == 0
     assert "compression policy" in capsys.readouterr().out
-    assert main(["spaces", "show", "nb201+q", f"{NB}@q=int2"]) == 2
+    assert main(["spaces", "show", "-s", "nb201+q", f"{NB}@q=int2"]) == 2
     err = capsys.readouterr().err.strip()
     assert "unknown precision 'int2'" in err and "\n" not in err
 
