@@ -846,6 +846,7 @@ class FleetPlanner(Planner):
                 "latency_ms": _num(res.latency[j]),
                 "energy_mj": None if res.energy is None else _num(res.energy[j]),
                 "latency_bound_ms": _num(res.latency_bound[j]),
+                "p_violation": None if res.p_violation is None else _num(res.p_violation[j]),
             }
             e["t"] = _num(res.t[j])
             e["optimizer"] = opt.name
