@@ -16,9 +16,9 @@ marginal likelihood over a small grid (empirical Bayes), so few measurements lea
 and many let the correction speak. Refitting is closed form (``p x p`` with ``p`` features),
 milliseconds.
 
-Intervals: the posterior predictive standard deviation, inflated by the RMS of the
-leave-one-out standardized residuals on the device's own measurements (never below 1), so a
-model that is wrong about its own data says so.
+Intervals: the posterior predictive standard deviation, inflated so that the interval would
+have covered the device's own leave-one-out standardized residuals at the conformal rank
+(never below 1), so a model that is wrong about its own data says so.
 
 Active learning (:func:`next_designs`, :func:`active_fit`): the next design to measure is the
 unmeasured candidate with the largest posterior variance of the correction (greedy D-optimal
@@ -126,8 +126,8 @@ class FewShotLatency(Predictor):
         self._w, self._cov, self._noise = fit["w"], fit["cov"], fit["noise"]
         self._scales = fit["scales"]
         inlier = v <= 1.0
-        z = fit["loo_z"][inlier] if inlier.any() else fit["loo_z"]
-        self._inflation = float(max(1.0, np.sqrt(np.mean(z**2))))
+        z = np.abs(fit["loo_z"][inlier] if inlier.any() else fit["loo_z"])
+        self._inflation = _inflation(z, self.level)
         tb, tz, te = self._scales
         loo_rmse = float(np.sqrt(np.mean(fit["loo_r"][inlier] ** 2))) if inlier.any() else 0.0
         self._archs = a
@@ -216,6 +216,17 @@ class FewShotLatency(Predictor):
         self._scales = tuple(float(x) for x in state["scales"])
         self._inflation = float(state["inflation"])
         self._archs = to_numpy(state["archs"]).astype(np.int64)
+
+
+def _inflation(z: np.ndarray, level: float) -> float:
+    """Factor on the predictive spread so the interval at ``level`` covers the leave-one-out
+    standardized residuals ``|z|`` as split conformal would: their ``ceil((n + 1) level)``-th
+    smallest value over the Gaussian quantile (the largest when ``n`` is small), never below 1."""
+    z = np.sort(np.asarray(z, dtype=float))
+    if len(z) == 0:
+        return 1.0
+    k = min(len(z), int(np.ceil((len(z) + 1) * level)))
+    return float(max(1.0, z[k - 1] / norm.ppf(0.5 + level / 2.0)))
 
 
 def _fit_weights(
