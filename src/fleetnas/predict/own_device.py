@@ -41,6 +41,9 @@ STATISTICS = ("median", "mean")
 MIN_HOLDOUT = 3
 #: Candidate designs the active choice looks at in spaces too large to enumerate.
 CANDIDATES = 5000
+#: Misfit weight of the interval calibration (:mod:`fleetnas.predict.interval`), chosen on
+#: leave-hardware-out in ``benchmarks/predict_heldout.py``.
+DEFAULT_BETA = 8.0
 
 
 def fleet_name(space: SearchSpace) -> str:
@@ -165,7 +168,7 @@ def fleet_predictor(
     say(f"calibrating on {len(names)} pool devices, one family held out at a time")
     parts = cross_fit(fit, archs, values, names, groups, np.arange(k))
     pred = fit(names)
-    pred.set_calibration(IntervalCalibration.from_components(parts, beta=1.0))
+    pred.set_calibration(IntervalCalibration.from_components(parts, beta=DEFAULT_BETA))
     pred._meta = {**pred.meta, "pool": names}
     pred.save(store, name)
     say(f"stored the fleet predictor {name!r}")
