@@ -75,6 +75,17 @@ def test_fit_a_table_backed_device_then_predict_with_it(db, tmp_path, capsys):
     assert "held-out" in text and "Spearman" in text
 
 
+def test_fit_a_fully_stored_device_uses_its_measurements(db, capsys):
+    args = ["predict", "fit", "--db", db, "--device", "pixel3", "--space", "nb201", "-N", "6"]
+    assert main([*args, "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    # HELP measured every design: nothing new is measured, a sample of the stored ones is
+    # fitted and three of them are held out
+    assert rep["measurements"] == 0 and rep["heldout"]["n"] == 3
+    assert rep["designs_fitted"] == 10 + 300
+    assert rep["heldout"]["mape"] < 100
+
+
 @pytest.mark.parametrize(
     "args,message",
     [

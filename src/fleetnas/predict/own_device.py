@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 STATISTICS = ("median", "mean")
 #: Random designs held out of the few-shot fit to report its accuracy: ``max(3, N // 5)``.
 MIN_HOLDOUT = 3
+#: Stored measurements of the device a fit uses at most (a seeded sample beyond that).
+MAX_KNOWN = 300
 #: Candidate designs the active choice looks at in spaces too large to enumerate.
 CANDIDATES = 5000
 #: Misfit weight of the interval calibration (:mod:`fleetnas.predict.interval`), chosen on
@@ -275,15 +277,28 @@ def fit_device(
         spent += int(miss.sum())
         say(f"measured {int(miss.sum())} probe designs")
     known_a, known_v = stored_latency(store, space, view.device.name)
-    have = {r.tobytes() for r in view.probes} | {r.tobytes() for r in known_a}
+    probe_keys = {r.tobytes() for r in view.probes}
+    other = np.array([r.tobytes() not in probe_keys for r in known_a], dtype=bool)
+    known_a, known_v = known_a[other], known_v[other]
+    have = probe_keys | {r.tobytes() for r in known_a}
+    if len(known_a) > MAX_KNOWN:
+        keep = np.sort(rng.choice(len(known_a), MAX_KNOWN, replace=False))
+        known_a, known_v = known_a[keep], known_v[keep]
     free = np.array([r.tobytes() not in have for r in cand])
-    idx = rng.choice(np.flatnonzero(free), hold, replace=False)
-    hold_a = cand[idx]
-    hold_v = measure(hold_a)
-    spent += hold
+    if free.sum() >= hold:
+        idx = rng.choice(np.flatnonzero(free), hold, replace=False)
+        hold_a = cand[idx]
+        hold_v = measure(hold_a)
+        spent += hold
+        free[idx] = False
+    else:  # everything was measured already: hold stored designs out instead
+        pick = rng.choice(len(known_a), hold, replace=False)
+        hold_a, hold_v = known_a[pick], known_v[pick]
+        rest = ~np.isin(np.arange(len(known_a)), pick)
+        known_a, known_v = known_a[rest], known_v[rest]
     base_a = np.concatenate([view.probes, known_a]) if len(known_a) else view.probes
     base_v = np.concatenate([pv, known_v]) if len(known_a) else pv
-    pool = cand[free & ~np.isin(np.arange(len(cand)), idx)]
+    pool = cand[free]
     chosen: list[np.ndarray] = []
     chosen_v: list[float] = []
 
