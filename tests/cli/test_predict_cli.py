@@ -43,6 +43,7 @@ def test_predict_a_stored_device_with_interval(db, tmp_path, capsys):
     assert main([*args, "--json", "--csv", str(out_csv)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["source"] == "fleet" and len(out["rows"]) == 6
+    assert out["in_pool"] is False  # pixel3 is not one of the predictor's pool devices
     for r in out["rows"]:
         assert 0 < r["lower_ms"] < r["latency_ms"] < r["upper_ms"]
         assert r["measured_ms"] is not None and r["measured_ms"] > 0  # HELP measured them all

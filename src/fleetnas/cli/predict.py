@@ -100,8 +100,8 @@ def predict(
         _write_csv(csv_path, rows)
     if as_json:
         print_json(
-            {"device": device, "space": sp.name, "source": out["source"], "level": level,
-             "rows": rows}
+            {"device": device, "space": sp.name, "source": out["source"],
+             "in_pool": out["in_pool"], "level": level, "rows": rows}
         )  # fmt: skip
         return
     emit(
@@ -110,6 +110,12 @@ def predict(
         title=f"{len(rows)} designs on {device} ({out['source']} model, "
         f"{100 * level:g} % interval)",
     )
+    if out["in_pool"]:
+        console.print(
+            f"note: {device} is one of the fleet predictor's training devices; these are not "
+            "held-out estimates",
+            highlight=False,
+        )
 
 
 @app.command("fit")

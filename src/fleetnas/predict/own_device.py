@@ -212,8 +212,10 @@ def predict_device(
     fleet: DeviceAwarePredictor | None = None,
 ) -> dict[str, Any]:
     """``mean``, ``lower``, ``upper`` (ms, ``n`` each), ``measured`` (stored values, NaN where
-    none) and ``source`` (``few-shot`` or ``fleet``) for ``archs`` on the device."""
+    none), ``source`` (``few-shot`` or ``fleet``) and ``in_pool`` (the fleet predictor was
+    trained on this very device, so its numbers are not a held-out estimate) for ``archs``."""
     a = space.check(archs)
+    in_pool = False
     if view.model is not None:
         iv = view.model.predict_interval(a, level)
         source = "few-shot"
@@ -227,10 +229,11 @@ def predict_device(
         pred = fleet if fleet is not None else fleet_predictor(store, space)
         iv = {k: v[:, 0] for k, v in pred.predict_interval(a, view.probe_values, level).items()}
         source = "fleet"
+        in_pool = view.device.name in pred.meta.get("pool", [])
     ma, mv = stored_latency(store, space, view.device.name, a)
     lookup = {r.tobytes(): x for r, x in zip(ma, mv, strict=True)}
     measured = np.array([lookup.get(r.tobytes(), np.nan) for r in a])
-    return {**iv, "measured": measured, "source": source}
+    return {**iv, "measured": measured, "source": source, "in_pool": in_pool}
 
 
 def check_budget(view: DeviceView, budget: int) -> tuple[int, int]:
