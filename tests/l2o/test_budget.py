@@ -88,3 +88,43 @@ def test_hybrid_never_returns_a_violation_with_the_table_measurer(toy, trained, 
             assert res.measured[k] == pytest.approx(true[k])
             assert true[k] <= budgets[k]
     assert sum(m.total_cost.measurements for m in measurers) == int(res.measurements.sum())
+
+
+@pytest.fixture(scope="module")
+def calibrated(toy, trained):
+    """The trained optimizer with a copy of its latency network calibrated on 6 simulated
+    devices it never saw."""
+    from fleetnas.l2o.objective import PredictedObjective
+    from fleetnas.predict.interval import IntervalCalibration, components
+    from fleetnas.sim import generate_fleet, latency_matrix
+
+    lat = toy.objective.latency.with_kernel()
+    sims = generate_fleet(6, rng=5, families=["mobile_cpu", "server_cpu", "npu"])
+    designs = np.concatenate([toy.probes, toy.space.sample(400, 9)])
+    y = latency_matrix([s.model for s in sims], toy.space, designs).T
+    parts = components(lat, designs, y, y[: len(toy.probes)].T, [s.name for s in sims])
+    lat.set_calibration(IntervalCalibration.from_components(parts, 1.0))
+    obj = PredictedObjective(toy.space, toy.objective.accuracy, lat, n_reference=1024)
+    return L2OOptimizer(trained.net, obj)
+
+
+def test_interval_margin_and_violation_probability(toy, trained, calibrated):
+    dev = toy.test.take([0, 0, 0])
+    ref_lat = calibrated.objective.matrix(dev.take([0]), calibrated.objective.reference)[:, 0]
+    budgets = np.quantile(ref_lat, [0.2, 0.5, 0.8])
+    plain = for_budget(trained, dev, budgets)
+    assert plain.p_violation is None  # the latency network has no calibration
+    with pytest.raises(InputError, match="interval calibration"):
+        for_budget(trained, dev, budgets, max_violation=0.05)
+    strict = for_budget(calibrated, dev, budgets, max_violation=0.02)
+    loose = for_budget(calibrated, dev, budgets, max_violation=0.4)
+    assert strict.p_violation is not None and strict.p_violation.shape == (3,)
+    ok = strict.feasible
+    assert ok.any()
+    assert np.all(strict.p_violation[ok] <= 0.02 + 1e-6)
+    assert np.all(strict.latency <= loose.latency + 1e-9)
+    assert np.all(loose.p_violation[loose.feasible] <= 0.4 + 1e-6)
+    old = for_budget(calibrated, dev, budgets, margin=0.5)  # the old margin still works
+    assert old.info["max_violation"] is None and old.p_violation is not None
+    with pytest.raises(InputError, match="max_violation"):
+        for_budget(calibrated, dev, budgets, max_violation=1.5)

@@ -18,6 +18,7 @@ from fleetnas.cli import measure as measure_cmd
 from fleetnas.cli import monotonicity as monotonicity_cmd
 from fleetnas.cli import optimize as optimize_cmd
 from fleetnas.cli import plan as plan_cmd
+from fleetnas.cli import predict as predict_cmd
 from fleetnas.cli import report as report_cmd
 from fleetnas.cli import search as search_cmd
 from fleetnas.cli import spaces as spaces_cmd
@@ -37,6 +38,7 @@ app.add_typer(devices_cmd.app, name="devices")
 app.add_typer(measure_cmd.app, name="measure")
 app.add_typer(agent_cmd.app, name="agent")
 app.add_typer(l2o_cmd.app, name="l2o")
+app.add_typer(predict_cmd.app, name="predict")
 app.command("optimize")(optimize_cmd.optimize)
 app.command("search")(search_cmd.search)
 app.command("export")(export_cmd.export)

@@ -168,6 +168,7 @@ def run_l2o(
             "latency_ms": num(res.latency[j]),
             "energy_mj": None if res.energy is None else num(res.energy[j]),
             "latency_bound_ms": num(res.latency_bound[j]),
+            "p_violation": None if res.p_violation is None else num(res.p_violation[j]),
         }
         e["t"] = num(res.t[j])
         e["optimizer"] = opt.name

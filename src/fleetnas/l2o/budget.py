@@ -10,11 +10,18 @@ design is accepted when its *safe* latency
 is within the budget: ``std / mean`` is the predictor's spread in log units (its ensemble
 disagreement plus the GP posterior variance, :meth:`DeviceAwarePredictor.predict_dist`), so
 ``margin`` is a number of log-standard deviations, chosen on validation devices for a target
-violation rate (``benchmarks/approach2.py``). The smallest accepted ``t`` gives the most accurate
-design; among all accepted designs evaluated, the most accurate by the accuracy predictor is
-returned. With an energy budget too, the bisection runs along a few directions of the
-``(λ1, λ2)`` plane (``energy_shares``: the share of ``t`` on energy) and the most accurate
-accepted design over all of them wins.
+violation rate (``benchmarks/approach2.py``). With ``max_violation`` instead, the margin is the
+device's own: a latency predictor carrying an interval calibration
+(:mod:`fleetnas.predict.interval`) gives ``L_safe = mean * exp(q(1 - max_violation) * s(x, d))``,
+whose normalizer ``s`` grows where the device's probes fit the fleet poorly, so a design is
+accepted when its calibrated probability of exceeding the budget is at most ``max_violation``.
+Either way, when the latency predictor is calibrated every result carries that probability
+(``p_violation``, :func:`violation_probability`).
+
+The smallest accepted ``t`` gives the most accurate design; among all accepted designs evaluated,
+the most accurate by the accuracy predictor is returned. With an energy budget too, the bisection
+runs along a few directions of the ``(λ1, λ2)`` plane (``energy_shares``: the share of ``t`` on
+energy) and the most accurate accepted design over all of them wins.
 
 With a measurer (:func:`for_budget_verified`): the network's proposals along ``t`` become an
 ordered candidate list that Approach 1's verified selection bisects with real measurements, so the
@@ -73,6 +80,7 @@ class BudgetResult:
     evaluations: int = 0
     measured: np.ndarray | None = None
     measurements: np.ndarray | None = None
+    p_violation: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -87,23 +95,68 @@ def _budget_array(b: Any, n: int, what: str) -> np.ndarray | None:
     return np.broadcast_to(a, (n,)).copy()
 
 
-class _Pricer:
-    """Predicted accuracy, latency (mean, safe bound) and energy of paired rows."""
+def _calibrated(latency: Any) -> bool:
+    return getattr(latency, "calibration", None) is not None
 
-    def __init__(self, obj: PredictedObjective, devices: DeviceSet, margin: float) -> None:
+
+def violation_probability(
+    optimizer: L2OOptimizer, devices: DeviceSet | np.ndarray, archs: np.ndarray, latency_ms: Any
+) -> np.ndarray | None:
+    """Calibrated probability that each design (row ``i`` on device row ``i``) exceeds its
+    latency budget, from the latency predictor's interval calibration; ``None`` when the
+    predictor has none."""
+    obj = optimizer._need_objective("violation probabilities")
+    if not _calibrated(obj.latency):
+        return None
+    dev = optimizer.devices(devices)
+    a = optimizer.space.check(archs)
+    b = _budget_array(latency_ms, len(a), "latency")
+    feats = obj.predictor_features(dev, "latency")
+    if len(feats) != len(a):
+        raise InputError(f"got {len(a)} designs for {len(feats)} devices; give one per device")
+    return obj.latency.exceed_probability(a, feats, b, paired=True)
+
+
+class _Pricer:
+    """Predicted accuracy, latency (mean, safe bound) and energy of paired rows. The bound
+    uses ``margin`` log-standard deviations, or, with ``max_violation``, the calibrated
+    one-sided quantile of the latency predictor's interval."""
+
+    def __init__(
+        self,
+        obj: PredictedObjective,
+        devices: DeviceSet,
+        margin: float,
+        max_violation: float | None = None,
+    ) -> None:
         self.obj, self.devices, self.margin = obj, devices, float(margin)
         self.lat_feats = obj.predictor_features(devices, "latency")
         self.en_feats = None if obj.energy is None else obj.predictor_features(devices, "energy")
         self.count = 0
+        self.q = None
+        if max_violation is not None:
+            if not 0.0 < float(max_violation) < 1.0:
+                raise InputError(f"max_violation must be in (0, 1), got {max_violation}")
+            if not _calibrated(obj.latency):
+                raise InputError(
+                    "max_violation needs a latency predictor with an interval calibration "
+                    "(fleetnas.predict.interval); give a fleet-wide margin instead"
+                )
+            self.q = float(obj.latency.calibration.quantile(1.0 - float(max_violation)))
 
     def __call__(self, archs: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
         a = self.obj.space.check(archs)
         self.count += len(a)
         acc = np.asarray(self.obj.accuracy.predict(a), dtype=float)
-        mean, std = self.obj.latency.predict_dist(a, self.lat_feats[rows], paired=True)
-        mean = np.asarray(mean, dtype=float)
-        rel = np.asarray(std, dtype=float) / np.maximum(mean, 1e-12)
-        out = {"accuracy": acc, "latency": mean, "bound": mean * np.exp(self.margin * rel)}
+        if self.q is not None:
+            mean, s = self.obj.latency.log_scale(a, self.lat_feats[rows], paired=True)
+            bound = mean * np.exp(self.q * s)
+        else:
+            mean, std = self.obj.latency.predict_dist(a, self.lat_feats[rows], paired=True)
+            mean = np.asarray(mean, dtype=float)
+            rel = np.asarray(std, dtype=float) / np.maximum(mean, 1e-12)
+            bound = mean * np.exp(self.margin * rel)
+        out = {"accuracy": acc, "latency": mean, "bound": bound}
         if self.en_feats is not None:
             em, es = self.obj.energy.predict_dist(a, self.en_feats[rows], paired=True)  # type: ignore[union-attr]
             em = np.asarray(em, dtype=float)
@@ -136,10 +189,14 @@ def for_budget(
     energy_shares: Sequence[float] = (0.25, 0.5, 0.75),
     refine_rounds: int = 0,
     scan: int = 9,
+    max_violation: float | None = None,
 ) -> BudgetResult:
     """The most accurate design the network proposes whose safe predicted latency (and energy)
     meets each device's budget, by bisection on ``t`` (see the module docstring). No
-    measurement is taken. Where even ``t_max`` is over budget the design with the smallest
+    measurement is taken. ``max_violation`` (e.g. 0.05) takes the latency margin from each
+    device's calibrated interval instead of the fleet-wide ``margin``.
+
+    Where even ``t_max`` is over budget the design with the smallest
     safe latency seen is returned with ``feasible`` false. ``refine_rounds`` > 0 then moves
     each design to a more accurate single-decision neighbour that still meets the budget.
     ``scan`` values of ``t`` evenly spaced in ``[0, t_max]`` are tried first; the bisection
@@ -147,7 +204,7 @@ def for_budget(
     with compute_threads(len(devices)):
         return _for_budget(
             optimizer, devices, latency_ms, energy_mj, margin, iters, t_max, energy_shares,
-            refine_rounds, scan,
+            refine_rounds, scan, max_violation,
         )  # fmt: skip
 
 
@@ -162,6 +219,7 @@ def _for_budget(
     energy_shares: Sequence[float] = (0.25, 0.5, 0.75),
     refine_rounds: int = 0,
     scan: int = 9,
+    max_violation: float | None = None,
 ) -> BudgetResult:
     """Body of :func:`for_budget`."""
     obj = optimizer._need_objective("budget mode")
@@ -175,7 +233,7 @@ def _for_budget(
         raise InputError("an energy budget needs an optimizer trained with an energy predictor")
     if not 0 < t_max < 1 or iters < 1:
         raise InputError(f"bisection needs 0 < t_max < 1 and iters >= 1, got {t_max}, {iters}")
-    price = _Pricer(obj, dev, margin)
+    price = _Pricer(obj, dev, margin, max_violation)
     rows = np.arange(n)
     shares = [0.0] if en_b is None else [float(s) for s in energy_shares]
     best = {
@@ -242,8 +300,12 @@ def _for_budget(
         feasible=feasible,
         energy=final.get("energy"),
         evaluations=price.count,
-        info={"margin": margin, "iters": iters, "scan": scan, "t_max": t_max, "shares": shares},
-    )
+        p_violation=violation_probability(optimizer, dev, archs, lat_b),
+        info={
+            "margin": margin, "max_violation": max_violation, "iters": iters, "scan": scan,
+            "t_max": t_max, "shares": shares,
+        },
+    )  # fmt: skip
 
 
 def _pick(
@@ -442,4 +504,5 @@ __all__ = [
     "default_margin",
     "for_budget",
     "for_budget_verified",
+    "violation_probability",
 ]

@@ -9,6 +9,12 @@
 - :class:`BitFusionCost`: APQ designs' latency or energy on BitFusion from APQ's table.
 - :class:`DeviceAwarePredictor`: ``Latency(x; d)`` trained across a fleet; a new device is
   described by its values on ``K`` probe designs (and/or catalog spec features).
+- :mod:`fleetnas.predict.interval`: split-conformal intervals of the device-aware predictor that
+  widen when a device's probes fit the fleet poorly (:class:`IntervalCalibration`).
+- :class:`FewShotLatency` (:mod:`fleetnas.predict.adapt`): one device's latency from all its
+  measurements, device-aware prior + Bayesian correction; :func:`active_fit` chooses the next
+  designs to measure.
+- :mod:`fleetnas.predict.own_device`: the same for a stored device (``fleetnas predict``).
 - :mod:`fleetnas.predict.metrics`: Spearman, Kendall, MAPE, share within ±5 % / ±10 %.
 
 ``get_predictor(name, space, **params)`` builds one by its registered name.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fleetnas.predict.adapt import FewShotLatency, active_fit, next_designs
 from fleetnas.predict.base import (
     ARTIFACT_KIND,
     DevicePredictor,
@@ -30,6 +37,7 @@ from fleetnas.predict.base import (
 from fleetnas.predict.bitfusion import BitFusionCost, bitfusion_device
 from fleetnas.predict.device_aware import DeviceAwarePredictor
 from fleetnas.predict.gbt import GBTEnsemble
+from fleetnas.predict.interval import IntervalCalibration, probe_misfit
 from fleetnas.predict.lookup import TableLookup
 from fleetnas.predict.lut import OFALatencyLUT, ProxylessLatencyLUT, proxylessnas_space
 from fleetnas.predict.metrics import (
@@ -76,7 +84,9 @@ __all__ = [
     "DeviceAwarePredictor",
     "DevicePredictor",
     "EnsembleMixin",
+    "FewShotLatency",
     "GBTEnsemble",
+    "IntervalCalibration",
     "MLPEnsemble",
     "OFAAccuracyPredictor",
     "OFALatencyLUT",
@@ -84,14 +94,17 @@ __all__ = [
     "Predictor",
     "ProxylessLatencyLUT",
     "TableLookup",
+    "active_fit",
     "bitfusion_device",
     "fingerprint",
     "get_predictor",
     "kendall",
     "load_predictor",
     "mape",
+    "next_designs",
     "per_device_report",
     "predictor_classes",
+    "probe_misfit",
     "proxylessnas_space",
     "regression_report",
     "spearman",

@@ -46,6 +46,7 @@ from torch import nn
 from fleetnas.errors import InputError, NotFittedError
 from fleetnas.predict._nn import ensemble_from_state, ensemble_state, fit_ensemble
 from fleetnas.predict.base import DevicePredictor, fingerprint, to_numpy
+from fleetnas.predict.interval import IntervalCalibration, probe_misfit
 from fleetnas.spaces import SearchSpace
 
 FEATURE_MODES = ("probes", "spec", "both")
@@ -174,6 +175,7 @@ class DeviceAwarePredictor(DevicePredictor):
             self.space.check(self.probes) if self.probes is not None else a[: min(10, len(a))]
         )
         self._prepare_head()
+        self._calibration = None
         if spec is not None:
             self._fit_spec(spec, mu, sd)
         self._mark_fitted(
@@ -332,6 +334,59 @@ class DeviceAwarePredictor(DevicePredictor):
         mean = np.exp(log_members.mean(axis=0))
         return mean, mean * np.sqrt(var_log + log_members.var(axis=0))
 
+    # ---- intervals ------------------------------------------------------------------------
+    @property
+    def calibration(self) -> IntervalCalibration | None:
+        """The interval calibration (:mod:`fleetnas.predict.interval`), or ``None``."""
+        return getattr(self, "_calibration", None)
+
+    def set_calibration(self, calibration: IntervalCalibration | None) -> Self:
+        """Attach an interval calibration (kept with the predictor when it is saved)."""
+        self._calibration = calibration
+        return self
+
+    def predict_interval(
+        self, X: np.ndarray, device_feats: np.ndarray, level: float = 0.9, paired: bool = False
+    ) -> dict[str, np.ndarray]:
+        """``mean``, ``lower``, ``upper`` (central interval at ``level``) and ``scale`` (the
+        score's normalizer ``s(x, d)``, log units) in :meth:`predict_dist`'s shape."""
+        cal = self._need_calibration()
+        mean, s = self.log_scale(X, device_feats, paired)
+        lo, hi = cal.central(level)
+        return {"mean": mean, "lower": mean * np.exp(lo * s), "upper": mean * np.exp(hi * s),
+                "scale": s}  # fmt: skip
+
+    def log_scale(
+        self, X: np.ndarray, device_feats: np.ndarray, paired: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, s)``: the prediction and the calibrated score normalizer
+        ``sqrt(σ^2 + (β misfit)^2)`` in log units."""
+        cal = self._need_calibration()
+        f = self._check_feats(device_feats, width=self._width)
+        mean, std = self.predict_dist(X, f, paired)
+        mis = probe_misfit(self, f)
+        sigma = std / np.maximum(mean, 1e-300)
+        return mean, cal.scale(sigma, mis if paired else mis[None, :])
+
+    def exceed_probability(
+        self, X: np.ndarray, device_feats: np.ndarray, budget: Any, paired: bool = True
+    ) -> np.ndarray:
+        """Calibrated probability that the true value exceeds ``budget`` (broadcast to the
+        prediction's shape)."""
+        mean, s = self.log_scale(X, device_feats, paired)
+        b = np.broadcast_to(np.asarray(budget, dtype=float), mean.shape)
+        return self._need_calibration().exceed(np.log(b / mean) / s)
+
+    def _need_calibration(self) -> IntervalCalibration:
+        self._require_fitted()
+        cal = self.calibration
+        if cal is None:
+            raise NotFittedError(
+                "this device-aware predictor has no interval calibration; calibrate it on "
+                "held-out devices (fleetnas.predict.interval) first"
+            )
+        return cal
+
     # ---- probes ---------------------------------------------------------------------------
     def profile(self, X: np.ndarray) -> np.ndarray:
         """``n`` mean standardized log-latency over the training devices and members: a
@@ -371,6 +426,7 @@ class DeviceAwarePredictor(DevicePredictor):
         twin = type(self)(self.space, **params)
         twin._set_state(self._get_state())
         twin._meta = self.meta
+        twin._calibration = None  # calibrated for other kernel parameters or probes
         twin._fitted = True
         return twin
 
@@ -387,6 +443,7 @@ class DeviceAwarePredictor(DevicePredictor):
         state["width"] = len(params["probes"])
         twin._set_state(state)
         twin._meta = self.meta
+        twin._calibration = None  # calibrated for other kernel parameters or probes
         twin._fitted = True
         return twin
 
@@ -410,6 +467,10 @@ class DeviceAwarePredictor(DevicePredictor):
             "n_extra": int(self._n_extra),
             "width": int(self._width),
         }
+        if self.calibration is not None:
+            c = self.calibration.to_dict()
+            state["calibration"] = {**c, "quantiles": np.asarray(c["quantiles"]), "devices": ""}
+            state["calibration"]["devices"] = "\n".join(c["devices"])
         if self.features != "probes":
             state["spec"] = {
                 "center": self._spec_center,
@@ -432,6 +493,12 @@ class DeviceAwarePredictor(DevicePredictor):
             self._spec_scale = to_numpy(s["scale"])
             self._spec_train = to_numpy(s["train"])
             self._spec_coef = to_numpy(s["coef"])
+        self._calibration = None
+        if "calibration" in state:
+            c = dict(state["calibration"])
+            c["quantiles"] = to_numpy(c["quantiles"])
+            c["devices"] = [d for d in str(c["devices"]).split("\n") if d]
+            self._calibration = IntervalCalibration.from_dict(c)
         self._prepare_head()
 
 

@@ -1,0 +1,196 @@
+"""``fleetnas predict``: latency of designs on a stored device with an interval, and ``fleetnas
+predict fit``: measure a device, fit and store its own latency predictor
+(:mod:`fleetnas.predict.own_device`)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+
+from fleetnas.cli.common import DbOption, JsonOption, console, emit, open_store_from, print_json
+from fleetnas.errors import InputError
+
+app = typer.Typer(
+    help="Latency of designs on a device, with an interval; `predict fit` builds a device's "
+    "own predictor from measurements.",
+    invoke_without_command=True,
+)
+
+LevelOption = typer.Option(0.9, "--level", help="Coverage of the central interval (0..1).")
+
+
+def _designs(space: Any, designs: Path | None, sample: int, all_: bool, seed: int) -> np.ndarray:
+    given = sum([designs is not None, sample > 0, all_])
+    if given != 1:
+        raise InputError("give exactly one of --designs FILE, --sample N or --all")
+    if designs is not None:
+        try:
+            lines = designs.read_text().splitlines()
+        except OSError as exc:
+            raise InputError(f"cannot read --designs {designs}: {exc.strerror}") from None
+        texts = [t.strip() for t in lines if t.strip() and not t.lstrip().startswith("#")]
+        if texts and texts[0].lower() in ("architecture", "arch", "design"):
+            texts = texts[1:]
+        if not texts:
+            raise InputError(f"--designs {designs} holds no design")
+        try:
+            return space.parse_many(texts)
+        except InputError as exc:
+            raise InputError(f"--designs {designs}: {exc}") from None
+    if all_:
+        if space.size > 200_000:
+            raise InputError(
+                f"space {space.name!r} has {space.size:.3g} designs; --all is for spaces up to "
+                "200,000 (use --sample N)"
+            )
+        return space.enumerate()
+    return space.sample(sample, seed)
+
+
+@app.callback()
+def predict(
+    ctx: typer.Context,
+    device: str | None = typer.Option(None, "--device", "-d", help="Stored device name."),
+    space: str | None = typer.Option(None, "--space", "-s", help="Space name (e.g. nb201)."),
+    designs: Path | None = typer.Option(
+        None, "--designs", help="Text file, one design (native string) per line."
+    ),
+    sample: int = typer.Option(0, "--sample", "-n", min=0, help="N random designs."),
+    all_: bool = typer.Option(False, "--all", help="Every design of the space."),
+    seed: int = typer.Option(0, help="Seed of --sample."),
+    level: float = LevelOption,
+    csv_path: Path | None = typer.Option(None, "--csv", help="Also write the rows to this CSV."),
+    db: str | None = DbOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Predicted latency (ms) of designs on a device, with a central interval: from the
+    device's own model (`predict fit`) when it has one, else from the fleet predictor adapted
+    to its probe latencies."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = {"db": db}  # `predict --db X fit ...` means the same store
+        return
+    from fleetnas.predict.own_device import device_view, predict_device
+    from fleetnas.spaces import get_space
+
+    if not device or not space:
+        raise InputError("give --device NAME and --space S (or a sub-command: predict fit)")
+    _check_level(level)
+    sp = get_space(space)
+    archs = _designs(sp, designs, sample, all_, seed)
+    with open_store_from(db) as store:
+        view = device_view(store, sp, device)
+        out = predict_device(store, sp, view, archs, level)
+    rows = []
+    for i, text in enumerate(sp.format_many(archs)):
+        m = out["measured"][i]
+        rows.append(
+            {
+                "architecture": text,
+                "latency_ms": float(out["mean"][i]),
+                "lower_ms": float(out["lower"][i]),
+                "upper_ms": float(out["upper"][i]),
+                "measured_ms": float(m) if np.isfinite(m) else None,
+            }
+        )
+    if csv_path is not None:
+        _write_csv(csv_path, rows)
+    if as_json:
+        print_json(
+            {"device": device, "space": sp.name, "source": out["source"],
+             "in_pool": out["in_pool"], "level": level, "rows": rows}
+        )  # fmt: skip
+        return
+    emit(
+        rows,
+        False,
+        title=f"{len(rows)} designs on {device} ({out['source']} model, "
+        f"{100 * level:g} % interval)",
+    )
+    if out["in_pool"]:
+        console.print(
+            f"note: {device} is one of the fleet predictor's training devices; these are not "
+            "held-out estimates",
+            highlight=False,
+        )
+
+
+@app.command("fit")
+def fit(
+    ctx: typer.Context,
+    device: str = typer.Option(..., "--device", "-d", help="Stored device with a measurer."),
+    space: str = typer.Option(..., "--space", "-s", help="Space name (e.g. nb201)."),
+    budget: int = typer.Option(
+        ..., "--budget-measurements", "-N", help="New measurements to take on the device."
+    ),
+    name: str | None = typer.Option(
+        None, "--name", help="Name of the stored predictor (default DEVICE/SPACE/latency)."
+    ),
+    level: float = LevelOption,
+    seed: int = typer.Option(0, help="Seed of the candidates and of the held-out draw."),
+    db: str | None = DbOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Measure the designs it chooses on the device (missing probes, a few random held-out
+    designs, then the most informative ones), fit the device's own latency model, store it and
+    print its accuracy on the held-out designs."""
+    from fleetnas.measure import measurer_for
+    from fleetnas.predict.own_device import check_budget, device_view, fit_device
+    from fleetnas.spaces import get_space
+
+    _check_level(level)
+    if db is None and isinstance(ctx.obj, dict):
+        db = ctx.obj.get("db")
+    sp = get_space(space)
+    say = None if as_json else (lambda msg: console.print(msg, highlight=False))
+    with open_store_from(db) as store:
+        view = device_view(store, sp, device)
+        check_budget(view, budget)
+        meter = measurer_for(view.device, store)
+
+        def measure(a: np.ndarray) -> np.ndarray:
+            return np.asarray(meter.measure(sp, a, ("latency",))["latency"], dtype=float)
+
+        report = fit_device(
+            store, sp, view, budget, measure, name=name, level=level, seed=seed, progress=say
+        )
+    if as_json:
+        print_json(report)
+        return
+    h = report["heldout"]
+    console.print(
+        f"stored predictor {report['predictor']!r}: {report['measurements']} measurements, "
+        f"{report['designs_fitted']} designs fitted",
+        highlight=False,
+    )
+    emit(
+        [
+            {
+                "held-out designs": h["n"],
+                "Spearman": h["spearman"],
+                "MAPE %": h["mape"],
+                "within ±10 %": h["within10"],
+                f"{100 * level:g} % interval coverage": h["coverage"],
+            }
+        ],
+        False,
+        title=f"accuracy on {h['n']} held-out measured designs of {device}",
+    )
+
+
+def _check_level(level: float) -> None:
+    if not 0.0 < level < 1.0:
+        raise InputError(f"--level must be between 0 and 1, got {level}")
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    try:
+        with path.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+    except OSError as exc:
+        raise InputError(f"cannot write --csv {path}: {exc.strerror}") from None
