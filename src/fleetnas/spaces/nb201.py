@@ -78,6 +78,11 @@ def _cell_layers(ops: Sequence[str], c: int, hw: int) -> list[Layer]:
 
 
 @functools.cache
+def _stem_layers() -> tuple[Layer, ...]:
+    return (Layer("conv", 3, STAGE_CHANNELS[0], 32, 32, kernel=3),)
+
+
+@functools.cache
 def _reduction_layers(c_in: int, c: int, hw_in: int, hw: int) -> tuple[Layer, ...]:
     return (
         Layer("conv", c_in, c, hw_in, hw, kernel=3, stride=2),
@@ -156,7 +161,7 @@ class NB201Space(SearchSpace):
     # ---- cost --------------------------------------------------------------------------
     def layers(self, arch: np.ndarray) -> list[Layer]:
         ops = [OPS[i] for i in self.check(arch)[0]]
-        out = [Layer("conv", 3, STAGE_CHANNELS[0], 32, 32, kernel=3)]
+        out = list(_stem_layers())
         for s, (c, hw) in enumerate(zip(STAGE_CHANNELS, STAGE_HW, strict=True)):
             if s:
                 out += _reduction_layers(STAGE_CHANNELS[s - 1], c, STAGE_HW[s - 1], hw)
