@@ -160,6 +160,10 @@ def main() -> None:
     ap.add_argument("--sim", type=int, default=1000, help="simulated devices")
     ap.add_argument("--local", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--out", type=Path, default=RESULTS / "demo_speed")
+    ap.add_argument(
+        "--prepared", type=Path, default=None,
+        help="an SQLite store already holding the public data and the demo's network",
+    )  # fmt: skip
     args = ap.parse_args()
     branch = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
@@ -174,10 +178,13 @@ def main() -> None:
         codes = {"baseline": export_code(args.baseline, work / "baseline"), "branch": ROOT / "src"}
         store = work / "prepared.db"
         t0 = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-c", PREPARE, f"sqlite:///{store}"],
-            env=_env(codes["baseline"]), check=True, capture_output=True,
-        )  # fmt: skip
+        if args.prepared is not None:
+            copy_store(args.prepared, store)
+        else:
+            subprocess.run(
+                [sys.executable, "-c", PREPARE, f"sqlite:///{store}"],
+                env=_env(codes["baseline"]), check=True, capture_output=True,
+            )  # fmt: skip
         prepare_s = time.perf_counter() - t0
         trials: list[dict[str, Any]] = []
         for i in range(args.pairs):
@@ -199,6 +206,7 @@ def main() -> None:
         "tasks": n0["entries"],
         "environment": env,
         "prepare_store_s": prepare_s,
+        "prepared_store": None if args.prepared is None else str(args.prepared),
         "trials": [{k: v for k, v in t.items() if k != "designs"} for t in trials],
         "comparison": {
             "baseline_plan_s": base_s,
