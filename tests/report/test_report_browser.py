@@ -178,3 +178,37 @@ def test_status_pixels_catch_a_page_without_them(chromium, plan, tmp_path):
     top = img[: int(header["firstFigure"]) + 470]
     assert _has_colour(top, STATUS_COLORS["violation"]) == 0
     assert _has_colour(top, STATUS_COLORS["ok"]) > 100
+
+
+OVERLAP_JS = """JSON.stringify(Array.from(
+  document.querySelectorAll("div.fn-figure[data-figure^='front-']")).map(el => {
+    const traces = el.querySelectorAll('g.scatterlayer g.trace');
+    const stars = el.data.map((d, i) => [d.name, i]).filter(([n]) => n.startsWith('chosen'))
+      .flatMap(([, i]) => Array.from(traces[i].querySelectorAll('path.point'))
+        .map(p => p.getBoundingClientRect()));
+    const labels = Array.from(el.querySelectorAll('g.annotation'))
+      .map(a => a.getBoundingClientRect());
+    const hit = (a, b) => a.left < b.right && b.left < a.right
+      && a.top < b.bottom && b.top < a.bottom;
+    return {key: el.dataset.figure, stars: stars.length, labels: labels.length,
+            overlaps: stars.reduce((n, s) => n + labels.filter(l => hit(s, l)).length, 0)};
+  }))"""
+
+
+def test_budget_labels_do_not_cover_the_chosen_stars(chromium, report_data, tmp_path):
+    page = tmp_path / "fronts.html"
+    render_report(report_data.plan, page, store=report_data.store)
+    with Browser(chromium, tmp_path / "profile") as browser:
+        browser.open(page.as_uri())
+        end = time.monotonic() + 20
+        while any(
+            f["rendered"] in (None, "pending")
+            for f in json.loads(browser.evaluate(STATE_JS))["figures"]
+        ):
+            assert time.monotonic() < end, "figures still drawing after 20 s"
+            time.sleep(0.1)
+        fronts = json.loads(browser.evaluate(OVERLAP_JS))
+    assert len(fronts) == 4
+    for f in fronts:
+        assert f["stars"] >= 1 and f["labels"] >= 1, f
+        assert f["overlaps"] == 0, f
