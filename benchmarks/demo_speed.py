@@ -86,6 +86,9 @@ def trial(src: Path, store: Path, work: Path, args: argparse.Namespace) -> dict[
     if not args.local:
         cmd.append("--no-local")
     load = load_average()
+    commit = subprocess.run(
+        ["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=_env(src), capture_output=True, text=True, cwd=work)
     wall = time.perf_counter() - t0
@@ -96,6 +99,7 @@ def trial(src: Path, store: Path, work: Path, args: argparse.Namespace) -> dict[
     s = plan["summary"]
     run = s.get("run") or {}
     return {
+        "commit": commit or None,
         "plan_s": out["steps"]["plan"],
         "steps": out["steps"],
         "process_s": wall,
@@ -111,8 +115,9 @@ def trial(src: Path, store: Path, work: Path, args: argparse.Namespace) -> dict[
     }
 
 
-def _same_designs(a: dict[str, Any], b: dict[str, Any]) -> int:
-    return sum(1 for k, d in a["designs"].items() if b["designs"].get(k) == d)
+def _differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Entry keys whose design differs between two trials."""
+    return [k for k, d in a["designs"].items() if b["designs"].get(k) != d]
 
 
 def markdown(res: dict[str, Any]) -> str:
@@ -192,6 +197,8 @@ def main() -> None:
             for code in order:
                 t = trial(codes[code], store, work / f"{code}-{i}", args)
                 t["code"] = code
+                if code == "baseline":
+                    t["commit"] = args.baseline
                 print(f"{code}: plan {t['plan_s']:.1f} s, load {t['load_before']}", flush=True)
                 trials.append(t)
     by = {c: [t for t in trials if t["code"] == c] for c in ("baseline", "branch")}
@@ -214,7 +221,8 @@ def main() -> None:
             "speedup": base_s / new_s if new_s else None,
             "target_met": new_s <= TARGET_S,
             "entries": n0["entries"],
-            "same_designs": _same_designs(b0, n0),
+            "same_designs": n0["entries"] - len(_differing(b0, n0)),
+            "differing_designs": _differing(b0, n0)[:50],
             "baseline_regret_pp": b0["mean_regret_pp"],
             "branch_regret_pp": n0["mean_regret_pp"],
             "baseline_violations": b0["violations_known"],
