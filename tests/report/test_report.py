@@ -280,6 +280,13 @@ def test_summary_tables_count_statuses_and_regret(plan):
     assert rows["all"]["ok"] + rows["all"]["infeasible"] + rows["all"]["failed"] == len(
         plan["devices"]
     )
+    ok = next(e for e in plan["devices"] if e["status"] == "ok")
+    ok["truth"]["violation"] = True
+    after = summarize(plan, "method")[-1]
+    assert (after["ok"], after["violations"]) == (rows["all"]["ok"] - 1, 1)
+    assert after["ok"] + after["violations"] + after["infeasible"] + after["failed"] == len(
+        plan["devices"]
+    )
     l2o = [e for e in plan["devices"] if e["method"] == "l2o"]
     assert rows["l2o"]["failed"] == 1
     regrets = [e["truth"]["regret_pp"] for e in l2o if e["truth"]]

@@ -260,7 +260,8 @@ def _summary_row(by: str, name: str, es: list[dict[str, Any]]) -> dict[str, Any]
         by: name,
         "entries": len(es),
         "devices": len({e["device"] for e in es}),
-        **{s: sum(1 for e in es if status(e) == s) for s in STATUSES},
+        # ok + violations + infeasible + failed = entries, as in the page's header
+        **{s: sum(1 for e in es if shown_status(e) == s) for s in STATUSES},
         "measurements": int(sum(meas)),
         "per_entry": sum(meas) / len(es) if es else None,
         "device_s": sum(num(e.get("device_seconds")) or 0.0 for e in es),
