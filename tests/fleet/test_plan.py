@@ -111,6 +111,11 @@ def test_rerun_resumes_and_retries_failed(help_db: str, mixed_fleet) -> None:
             plan_fleet(fleet, PlanConfig(space="nb201", approach="proxy", seed=1), store)
     assert again.computed == 1 and again.reused == len(first.entries) - 1
     assert kept.computed == 0 and kept.reused == len(first.entries)
+    # the plan's own wall time: every invocation that computed entries, not the last one
+    walls = [r.summary["wall_s"] for r in (first, again, kept)]
+    assert first.summary["plan_wall_s"] == pytest.approx(walls[0])
+    assert again.summary["plan_wall_s"] == pytest.approx(walls[0] + walls[1])
+    assert kept.summary["plan_wall_s"] == again.summary["plan_wall_s"] > walls[2]
     runs = {e["key"]: e["run"] for e in first.entries}
     for e in again.entries:
         assert (e["run"] == runs[e["key"]]) == (e["status"] != "failed")

@@ -52,3 +52,25 @@ def test_report_and_per_device_mask():
 def test_bad_input(y, p, msg):
     with pytest.raises(InputError, match=msg):
         regression_report(y, p)
+
+
+def test_kendall_tau_b_equals_scipy_with_ties_and_constants():
+    from scipy.stats import kendalltau
+
+    from fleetnas.predict.metrics import kendall_tau_b
+
+    rng = np.random.default_rng(3)
+    for n in (2, 3, 5, 12, 40, 200):
+        for levels in (3, 1000):
+            x = rng.integers(0, levels, n).astype(float)
+            y = x * 0.5 + rng.integers(0, levels, n)
+            want = kendalltau(x, y)[0]
+            got = kendall_tau_b(x, y)
+            if np.isnan(want):
+                assert np.isnan(got)
+            else:
+                assert got == want, (n, levels)
+    assert np.isnan(kendall_tau_b([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))
+    assert kendall_tau_b([1, 2, 3], [3, 2, 1]) == -1.0
+    long = rng.normal(size=2000)
+    assert kendall_tau_b(long, long**3) == pytest.approx(1.0)

@@ -12,6 +12,7 @@ from scipy.stats import kendalltau, spearmanr
 
 from fleetnas.errors import InputError
 from fleetnas.report import build_figures, read_plan, render_report, summarize, to_plotly
+from fleetnas.report.plan import STATUS_COLORS, plan_wall_s, status_counts
 from fleetnas.report.sources import fronts, monotonicity, monotonicity_from_store
 
 
@@ -52,21 +53,67 @@ def test_read_plan_errors_name_file_and_expectation(tmp_path, content, expected)
 # ---- figures from plan + store ----------------------------------------------------------------
 
 
-def test_fleet_figure_places_every_ok_entry_at_its_budget_and_true_accuracy(plan):
-    fig = _by_key(build_figures(plan))["fleet"]
-    ok = [e for e in plan["devices"] if e["status"] == "ok"]
-    points = {
-        (x, y)
+def _fleet_points(fig):
+    return {
+        (float(x), float(y), s.name)
         for s in fig.series
         if not s.name.startswith("oracle")
         for x, y in zip(s.x, s.y, strict=True)
     }
-    assert points == {(e["budget"]["latency_ms"], e["truth"]["accuracy"]) for e in ok}
+
+
+def test_fleet_figure_places_every_entry_at_its_budget_coloured_by_status(plan):
+    fig = _by_key(build_figures(plan))["fleet"]
+    lo, hi = fig.y_range
+    edge = lo + 0.02 * (hi - lo)
+    points = _fleet_points(fig)
+    ok = [e for e in plan["devices"] if e["status"] == "ok"]
+    for e in ok:
+        acc, b = e["truth"]["accuracy"], e["budget"]["latency_ms"]
+        where = (b, acc) if acc >= edge else (b, edge)
+        assert sum(1 for x, y, _ in points if (x, y) == where) == 1, e["device"]
+    for st in ("infeasible", "failed"):
+        (e,) = [e for e in plan["devices"] if e["status"] == st]
+        assert (e["budget"]["latency_ms"], edge, f"{st} (no design)") in points
+    assert len(points) == len(plan["devices"])
+    for s in fig.series:
+        if not s.name.startswith("oracle"):
+            assert s.color == STATUS_COLORS[s.name.split(" ")[0]], s.name
     oracle = next(s for s in fig.series if s.name.startswith("oracle"))
     assert sorted(oracle.y) == sorted(e["truth"]["oracle_accuracy"] for e in ok)
-    assert {s.name for s in fig.series} >= {"proxy", "proxy-fallback", "l2o"}
+    assert {s.name for s in fig.series} >= {"ok · proxy", "ok · proxy-fallback", "ok · l2o"}
     assert "1 infeasible" in fig.caption and "1 failed" in fig.caption
     assert fig.y_label.startswith("true ")
+    accs = [e["truth"]["accuracy"] for e in ok]
+    assert lo > 50 and hi < 100 and lo < np.percentile(accs, 5) and hi > max(accs)
+
+
+def test_fleet_figure_draws_a_violation_in_its_colour_and_zooms_past_outliers(plan):
+    ok = [e for e in plan["devices"] if e["status"] == "ok"]
+    ok[0]["truth"]["violation"] = True
+    ok[1]["truth"]["accuracy"] = 10.0
+    fig = _by_key(build_figures(plan))["fleet"]
+    bad = [s for s in fig.series if s.name.startswith("violation")]
+    assert len(bad) == 1 and bad[0].color == STATUS_COLORS["violation"] == "#d62728"
+    assert "1 violation" in fig.caption
+    assert fig.y_range[0] > 50  # the 10 % outlier does not stretch the axis
+    below = [s for s in fig.series if "below the axis" in s.name]
+    assert below and ok[1]["budget"]["latency_ms"] in set(below[0].x)
+    assert "below" in fig.caption
+
+
+def test_new_plan_format_without_designs_on_infeasible_entries(plan):
+    plan["format"] = "fleetnas-plan/2"
+    inf = next(e for e in plan["devices"] if e["status"] == "infeasible")
+    inf["design"] = None
+    inf["fastest_measured"] = {"design": plan["devices"][0]["design"], "latency_ms": 3.0}
+    fig = _by_key(build_figures(plan))["fleet"]
+    series = next(s for s in fig.series if s.name == "infeasible (no design)")
+    assert "fastest measured" in series.text[0] and "reason:" in series.text[0]
+    assert status_counts(plan)["infeasible"] == 1
+    plan["format"] = "fleetnas-plan/9"
+    with pytest.raises(InputError, match="fleetnas-plan/2"):
+        build_figures(plan)
 
 
 def test_fleet_figure_falls_back_to_predicted_accuracy(plan):
@@ -75,7 +122,7 @@ def test_fleet_figure_falls_back_to_predicted_accuracy(plan):
     fig = _by_key(build_figures(plan))["fleet"]
     assert "predicted" in fig.y_label
     assert not any(s.name.startswith("oracle") for s in fig.series)
-    ys = sorted(y for s in fig.series for y in s.y)
+    ys = sorted(y for s in fig.series if "no design" not in s.name for y in s.y)
     assert ys == sorted(e["predicted"]["accuracy"] for e in plan["devices"] if e["status"] == "ok")
 
 
@@ -233,6 +280,13 @@ def test_summary_tables_count_statuses_and_regret(plan):
     assert rows["all"]["ok"] + rows["all"]["infeasible"] + rows["all"]["failed"] == len(
         plan["devices"]
     )
+    ok = next(e for e in plan["devices"] if e["status"] == "ok")
+    ok["truth"]["violation"] = True
+    after = summarize(plan, "method")[-1]
+    assert (after["ok"], after["violations"]) == (rows["all"]["ok"] - 1, 1)
+    assert after["ok"] + after["violations"] + after["infeasible"] + after["failed"] == len(
+        plan["devices"]
+    )
     l2o = [e for e in plan["devices"] if e["method"] == "l2o"]
     assert rows["l2o"]["failed"] == 1
     regrets = [e["truth"]["regret_pp"] for e in l2o if e["truth"]]
@@ -321,3 +375,16 @@ def test_nothing_written_when_png_target_is_a_file(report_data, tmp_path):
 def test_render_report_needs_a_target(plan):
     with pytest.raises(InputError, match="nothing to write"):
         render_report(plan)
+
+
+def test_wall_time_is_the_plans_own_not_the_last_reusing_run(plan):
+    plan["summary"].update(wall_s=0.419, run={"reused": len(plan["devices"])})
+    value, label = plan_wall_s(plan)
+    assert label.startswith("compute s") and value == pytest.approx(
+        sum(e.get("wall_s") or 0 for e in plan["devices"])
+    )
+    plan["summary"]["plan_wall_s"] = 81.5
+    assert plan_wall_s(plan) == (81.5, "plan wall s")
+    del plan["summary"]["plan_wall_s"]
+    plan["summary"]["run"] = {"reused": 0}
+    assert plan_wall_s(plan) == (0.419, "plan wall s")

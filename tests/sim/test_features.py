@@ -30,3 +30,24 @@ def test_rows_follow_the_requested_order_and_repeat(nb201, nb201_archs) -> None:
     np.testing.assert_array_equal(c2[:30], c1[::-1])
     np.testing.assert_array_equal(c2[30], c1[0])
     assert layer_table(nb201, a[:0]).n == 0
+
+
+def test_equal_layers_built_apart_count_as_one_layer(nb201, nb201_archs) -> None:
+    """Counting by object identity (NB201 shares its layer objects) must give the same table
+    as a space that builds every layer afresh: equal layers merge into one column."""
+    import dataclasses
+
+    from fleetnas.spaces.nb201 import NB201Space
+
+    class FreshLayers(NB201Space):
+        def layers(self, arch):
+            return [dataclasses.replace(layer) for layer in super().layers(arch)]
+
+    fresh = FreshLayers()
+    a = nb201_archs[:25]
+    shared_t, fresh_t = layer_table(nb201, a), layer_table(fresh, a)
+    assert fresh_t.n_layers == len(set().union(*(set(fresh.layers(x)) for x in a)))
+    np.testing.assert_allclose(fresh_t.totals()["flops"], shared_t.totals()["flops"])
+    np.testing.assert_array_equal(fresh_t.counts.sum(axis=1), [[len(nb201.layers(x))] for x in a])
+    distinct = [len(set(fresh.layers(x))) for x in a]
+    np.testing.assert_array_equal(np.diff(fresh_t.counts.indptr), distinct)

@@ -121,6 +121,42 @@ def test_newest_value_wins(store, space):
     assert len(store.get_measurements(space, "pixel2", "latency")[1]) == 30
 
 
+def test_a_series_read_again_sees_writes_from_another_handle(backend, space):
+    """Reads may be cached per handle; a batch written through another handle (another
+    process, the driver of a plan) is seen by the next read, and callers may change what
+    they got without changing later answers."""
+    reader, writer = backend.open(), backend.open()
+    archs = space.enumerate()[:20]
+    write(writer, batch(space, archs, np.full(20, 1.0)), devices=[PIXEL])
+    got_archs, got = reader.get_measurements(space, "pixel2", "latency")
+    assert np.all(got == 1.0) and len(got) == 20
+    got[:] = -5.0
+    got_archs[:] = 0
+    again_archs, again = reader.get_measurements(space, "pixel2", "latency")
+    np.testing.assert_array_equal(again, np.full(20, 1.0))
+    assert len({a.tobytes() for a in again_archs}) == 20
+    write(writer, batch(space, archs[:5], np.full(5, 7.0)))
+    np.testing.assert_allclose(
+        reader.get_measurements(space, "pixel2", "latency", archs=archs[:6])[1],
+        [7.0] * 5 + [1.0],
+    )
+    extra = space.enumerate()[20:23]
+    write(writer, batch(space, extra, np.full(3, 2.0)))
+    assert len(reader.get_measurements(space, "pixel2", "latency")[1]) == 23
+
+
+def test_series_info_gives_unit_and_estimate(store, space):
+    archs = space.sample(10, rng=11)
+    write(store, batch(space, archs, np.ones(10), is_estimate=False), devices=[PIXEL])
+    assert store.series_info(space, "pixel2", "latency", "median") == ("ms", False)
+    write(store, batch(space, archs[:4], np.ones(4), statistic="p90", is_estimate=True))
+    assert store.series_info(space, "pixel2", "latency", "p90") == ("ms", True)
+    write(store, batch(space, archs[:2], np.ones(2), metric="energy", unit="mJ"))
+    assert store.series_info(space, "pixel2", "energy", "median") == ("mJ", True)
+    assert store.series_info(space, "pixel2", "latency", "mean") is None
+    assert store.series_info(space, "pixel2", "accuracy", "median") is None
+
+
 def test_bulk_batches_over_the_whole_space(store, space):
     """Large batches take the bulk path (all architectures new, then all known)."""
     archs = space.enumerate()

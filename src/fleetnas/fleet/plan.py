@@ -170,6 +170,18 @@ def _header(name: str, fleet: Fleet, config: PlanConfig) -> dict[str, Any]:
     }
 
 
+def _save_header(store: Store, name: str, header: dict[str, Any], config: PlanConfig) -> None:
+    with store.run(RUN_KIND, {"plan": name, "header": True, "config": config.digest()}) as run:
+        run.save_artifact(
+            Artifact(
+                name=name,
+                kind=HEADER_KIND,
+                payload=json.dumps(header, sort_keys=True).encode(),
+                meta={"digest": config.digest(), "fleet": header["fleet"]},
+            )
+        )
+
+
 def _stored_header(store: Store, name: str) -> dict[str, Any] | None:
     try:
         art = store.load_artifact(name, HEADER_KIND)
@@ -274,17 +286,12 @@ def plan_fleet(
             "devices with budgets"
         )
     header = _header(name, fleet, config)
+    prior_wall = 0.0
     if old is not None and not fresh:
         header["created"] = old.get("created", header["created"])
-    with store.run(RUN_KIND, {"plan": name, "header": True, "config": config.digest()}) as run:
-        run.save_artifact(
-            Artifact(
-                name=name,
-                kind=HEADER_KIND,
-                payload=json.dumps(header, sort_keys=True).encode(),
-                meta={"digest": config.digest(), "fleet": header["fleet"]},
-            )
-        )
+        prior_wall = float(old.get("plan_wall_s") or 0.0)
+    header["plan_wall_s"] = prior_wall
+    _save_header(store, name, header, config)
     stored = {} if fresh else {e.get("key", e["device"]): e for e in store.get_plan(name)}
     done = {
         t.key
@@ -386,6 +393,10 @@ def plan_fleet(
     stats.finish_s = time.perf_counter() - t_end
     stats.wall_s = time.perf_counter() - t0
     doc["summary"]["wall_s"] = stats.wall_s
+    if stats.entries:
+        header["plan_wall_s"] = prior_wall + stats.wall_s
+        _save_header(store, name, header, config)
+    doc["summary"]["plan_wall_s"] = header["plan_wall_s"] or None
     doc["summary"]["run"] = {**stats.to_dict(), **ex.describe(), "reused": done_count}
     path = None
     if out is not None:

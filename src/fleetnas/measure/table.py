@@ -63,10 +63,8 @@ class TableMeasurer(Measurer):
                     f"device {self.device.name!r} has no stored {metric} values for space "
                     f"{space.name!r} (statistic {' or '.join(candidates)}) to replay"
                 )
-            frame = self.store.measurements_frame(space, [self.device.name], [metric])
-            frame = frame[frame["statistic"] == stat]
-            unit = str(frame["unit"].mode().iat[0]) if len(frame) else ""
-            estimate = bool(frame["is_estimate"].any()) if len(frame) else True
+            info = self.store.series_info(space, self.device.name, metric, stat)
+            unit, estimate = info if info is not None else ("", True)
             values = {row.tobytes(): float(v) for row, v in zip(archs, vals, strict=True)}
             self._tables[key] = _Table(values, unit, stat, estimate)
         return self._tables[key]

@@ -6,6 +6,7 @@ works in log space; accuracy predictions likewise in their own units.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,7 +41,43 @@ def spearman(y_true: Any, y_pred: Any) -> float:
 def kendall(y_true: Any, y_pred: Any) -> float:
     """Kendall's tau-b."""
     t, p = _pair(y_true, y_pred)
-    return float(stats.kendalltau(t, p)[0])
+    return kendall_tau_b(t, p)
+
+
+#: Up to this many values :func:`kendall_tau_b` compares all pairs itself.
+_PAIRWISE_MAX = 1500
+
+
+@functools.cache
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(n, 1)
+
+
+def kendall_tau_b(x: Any, y: Any) -> float:
+    """Kendall's tau-b of two equal-length vectors, NaN where either is constant: the same
+    pair counts and formula as :func:`scipy.stats.kendalltau`, without its per-call overhead
+    (Approach 1 scores its proxies on a dozen measured designs thousands of times a plan).
+    Long or non-finite inputs go to scipy."""
+    a = np.asarray(x, dtype=float).reshape(-1)
+    b = np.asarray(y, dtype=float).reshape(-1)
+    if a.shape != b.shape:
+        raise InputError(f"kendall needs equal lengths, got {a.size} and {b.size}")
+    n = a.size
+    if n > _PAIRWISE_MAX or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return float(stats.kendalltau(a, b)[0])
+    if n < 2:
+        return float("nan")
+    i, j = _pairs(n)
+    dx, dy = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
+    tot = n * (n - 1) // 2
+    xtie, ytie = int((dx == 0).sum()), int((dy == 0).sum())
+    if xtie == tot or ytie == tot:
+        return float("nan")
+    ntie = int(((dx == 0) & (dy == 0)).sum())
+    dis = int((dx * dy < 0).sum())
+    con_minus_dis = tot - xtie - ytie + ntie - 2 * dis
+    tau = con_minus_dis / np.sqrt(tot - xtie) / np.sqrt(tot - ytie)
+    return float(min(1.0, max(-1.0, tau)))
 
 
 def mape(y_true: Any, y_pred: Any) -> float:
@@ -106,6 +143,7 @@ def per_device_report(
 __all__ = [
     "METRIC_NAMES",
     "kendall",
+    "kendall_tau_b",
     "mape",
     "per_device_report",
     "regression_report",

@@ -36,10 +36,10 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import stats
 
 from fleetnas.devices import Device
 from fleetnas.errors import InputError, UnknownNameError, unknown
+from fleetnas.predict.metrics import kendall_tau_b
 from fleetnas.spaces import SearchSpace
 from fleetnas.spaces.base import MAX_ENUMERABLE
 
@@ -250,7 +250,7 @@ class ProxyBlend:
         for j, name in enumerate(self.names):
             tau = float("nan")
             if self.n_obs >= 2:
-                tau = float(stats.kendalltau(self._u[j], self._y)[0])
+                tau = kendall_tau_b(self._u[j], self._y)
             out.append(
                 ProxyScore(
                     name=name,

@@ -13,7 +13,9 @@ from typing import Any, Literal
 import numpy as np
 
 from fleetnas.report.plan import (
+    STATUS_COLORS,
     budget_ms,
+    design,
     design_latency,
     entries,
     entry_label,
@@ -21,12 +23,20 @@ from fleetnas.report.plan import (
     method_colors,
     num,
     reached_accuracy,
+    shown_status,
     status,
     sub,
 )
 from fleetnas.report.sources import FrontData, MonotonicityData
 
-Symbol = Literal["circle", "circle-open", "star", "x", "diamond-open", "square"]
+Symbol = Literal["circle", "circle-open", "star", "x", "diamond-open", "square", "triangle-down"]
+#: Marker of each method in the fleet figure, where colour says the status.
+METHOD_SYMBOLS: dict[str, Symbol] = {
+    "proxy": "circle",
+    "proxy-fallback": "square",
+    "hybrid": "diamond-open",
+    "l2o": "circle-open",
+}
 
 
 @dataclass
@@ -93,6 +103,7 @@ class FigureSpec:
     y2_label: str = ""
     x_log: bool = False
     x_integer: bool = False
+    y_range: tuple[float, float] | None = None
     series: list[Series] = field(default_factory=list)
     lines: list[RefLine] = field(default_factory=list)
     heatmap: Heatmap | None = None
@@ -127,24 +138,48 @@ def _hover(e: dict[str, Any]) -> str:
     regret = sub(e, "truth", "regret_pp")
     if regret is not None:
         parts.append(f"regret {regret:.3g} pp")
-    if e.get("design"):
-        parts.append(str(e["design"]))
+    if e.get("reason"):
+        parts.append(f"reason: {e['reason']}")
+    d = design(e)
+    if d:
+        parts.append(d)
+    fastest = e.get("fastest_measured")
+    if isinstance(fastest, dict) and fastest.get("design"):
+        lat = num(fastest.get("latency_ms"))
+        parts.append(f"fastest measured: {fastest['design']} ({_fmt(lat)} ms)")
     return "<br>".join(parts)
 
 
+def _zoom(values: Sequence[float], top: Sequence[float] = ()) -> tuple[float, float]:
+    """An accuracy range around where the values live, padded: from the lowest value within
+    eight robust deviations (1.4826 MAD) of the median to the top, so that a few poor outliers
+    do not squeeze the band where most designs are."""
+    v = np.asarray(values, dtype=float)
+    if not v.size:
+        return 0.0, 100.0
+    med = float(np.median(v))
+    spread = 1.4826 * float(np.median(np.abs(v - med)))
+    lo, hi = float(v[v >= med - 8 * spread].min()), float(np.max([*v, *top]))
+    pad = max(0.25, 0.08 * (hi - lo))
+    return lo - 2 * pad, hi + pad
+
+
 def fleet_figure(plan: dict[str, Any]) -> FigureSpec:
-    """The fleet at a glance: accuracy reached against each entry's latency budget, one colour
-    per method, with the best accuracy any design reaches within that budget (the oracle) where
-    the plan knows it; the vertical gap to it is the regret."""
+    """The fleet at a glance: accuracy reached against each entry's latency budget, coloured
+    by status (ok, violation, infeasible, failed; marker by method), with the best accuracy any
+    design reaches within that budget (the oracle) where the plan knows it; the vertical gap to
+    it is the regret. The accuracy axis zooms to where the designs are; entries without a
+    design (infeasible, failed) and the few below the axis sit on its lower edge."""
     es = entries(plan)
     spec = FigureSpec(
         "fleet",
         "The fleet at a glance: accuracy reached vs latency budget",
         x_label="latency budget (ms)",
     )
-    placed = [e for e in es if status(e) == "ok" and budget_ms(e) is not None]
-    placed = [e for e in placed if reached_accuracy(e)[0] is not None]
-    if not placed:
+    budgeted = [e for e in es if budget_ms(e) is not None]
+    placed = [e for e in budgeted if status(e) == "ok" and reached_accuracy(e)[0] is not None]
+    missing = [e for e in budgeted if status(e) in ("infeasible", "failed")]
+    if not placed and not missing:
         spec.note = (
             "no entry has both a latency budget and an accuracy, so there is nothing to plot"
         )
@@ -155,22 +190,15 @@ def fleet_figure(plan: dict[str, Any]) -> FigureSpec:
         if all_true
         else f"{plan.get('accuracy') or 'accuracy'} (%; true where known, else predicted)"
     )
-    colors = method_colors([method(e) for e in placed])
-    for m in sorted(colors):
-        group = [e for e in placed if method(e) == m]
-        spec.series.append(
-            Series(
-                m,
-                [budget_ms(e) for e in group],
-                [reached_accuracy(e)[0] for e in group],
-                color=colors[m],
-                text=[_hover(e) for e in group],
-            )
-        )
     oracle = [e for e in placed if sub(e, "truth", "oracle_accuracy") is not None]
+    accs = [reached_accuracy(e)[0] for e in placed]
+    lo, hi = _zoom(
+        [a for a in accs if a is not None], [sub(e, "truth", "oracle_accuracy") for e in oracle]
+    )
+    spec.y_range = (lo, hi)
+    edge = lo + 0.02 * (hi - lo)
     if oracle:
-        spec.series.insert(
-            0,
+        spec.series.append(
             Series(
                 "oracle (best design within budget)",
                 [budget_ms(e) for e in oracle],
@@ -179,15 +207,64 @@ def fleet_figure(plan: dict[str, Any]) -> FigureSpec:
                 symbol="circle-open",
                 size=9,
                 text=[f"{entry_label(e)}: oracle" for e in oracle],
-            ),
+            )
         )
-    spec.x_log = _wide([budget_ms(e) for e in placed])
-    counts = {s: sum(1 for e in es if status(e) == s) for s in ("infeasible", "failed")}
-    no_budget = sum(1 for e in es if status(e) == "ok" and budget_ms(e) is None)
-    bits = [f"{len(placed)} of {len(es)} entries drawn"]
-    bits += [f"{n} {s}" for s, n in counts.items() if n]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for e in placed:
+        groups.setdefault((shown_status(e), method(e)), []).append(e)
+    below = [e for e in placed if (reached_accuracy(e)[0] or 0.0) < edge]
+    for (st, m), group in sorted(groups.items()):
+        group = [e for e in group if (reached_accuracy(e)[0] or 0.0) >= edge]
+        if group:
+            spec.series.append(
+                Series(
+                    f"{st} · {m}",
+                    [budget_ms(e) for e in group],
+                    [reached_accuracy(e)[0] for e in group],
+                    color=STATUS_COLORS[st],
+                    symbol=METHOD_SYMBOLS.get(m, "circle"),
+                    text=[_hover(e) for e in group],
+                )
+            )
+    for st in sorted({shown_status(e) for e in below}):
+        group = [e for e in below if shown_status(e) == st]
+        spec.series.append(
+            Series(
+                f"{st} · accuracy below the axis",
+                [budget_ms(e) for e in group],
+                [edge] * len(group),
+                color=STATUS_COLORS[st],
+                symbol="triangle-down",
+                size=9,
+                text=[_hover(e) for e in group],
+            )
+        )
+    for st in ("infeasible", "failed"):
+        group = [e for e in missing if status(e) == st]
+        if group:
+            spec.series.append(
+                Series(
+                    f"{st} (no design)",
+                    [budget_ms(e) for e in group],
+                    [edge] * len(group),
+                    color=STATUS_COLORS[st],
+                    symbol="x",
+                    size=9,
+                    text=[_hover(e) for e in group],
+                )
+            )
+    spec.x_log = _wide([budget_ms(e) for e in budgeted])
+    counts = {st: sum(1 for e in es if shown_status(e) == st) for st in STATUS_COLORS}
+    bits = [f"{len(placed) + len(missing)} of {len(es)} entries drawn"]
+    bits += [f"{n} {st}" for st, n in counts.items() if n]
+    no_budget = len(es) - len(budgeted)
     if no_budget:
         bits.append(f"{no_budget} without a latency budget")
+    if missing or below:
+        bits.append(
+            f"on the lower edge: {len(missing)} without a design (x)"
+            + (f", {len(below)} with accuracy below {edge:.3g} % (triangles)" if below else "")
+        )
     spec.caption = "; ".join(bits) + "."
     return spec
 

@@ -7,6 +7,7 @@ failed, with the error on the console), which lets a headless browser check the 
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
@@ -14,10 +15,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import jinja2
 import numpy as np
 
 from fleetnas.report.figures import FigureSpec
-from fleetnas.report.plan import SUMMARY_COLUMNS, entries, summarize
+from fleetnas.report.plan import (
+    STATUS_COLORS,
+    SUMMARY_COLUMNS,
+    entries,
+    num,
+    plan_wall_s,
+    status_counts,
+    summarize,
+)
 
 _SYMBOLS = {
     "circle": "circle",
@@ -26,6 +36,7 @@ _SYMBOLS = {
     "x": "x",
     "diamond-open": "diamond-open",
     "square": "square",
+    "triangle-down": "triangle-down",
 }
 
 _CSS = """
@@ -35,6 +46,13 @@ header { background: #1f2d3d; color: #fff; padding: 18px 32px; }
 header h1 { margin: 0 0 6px 0; font-size: 1.6em; }
 header .meta { font-size: 0.9em; opacity: 0.9; display: flex; flex-wrap: wrap; gap: 2px 18px; }
 header .meta span { white-space: nowrap; }
+header .status { display: flex; flex-wrap: wrap; gap: 8px; align-items: center;
+                 margin: 4px 0 8px 0; }
+.badge { background: var(--c); color: #fff; border-radius: 4px; padding: 3px 10px;
+         font-size: 0.95em; }
+.badge.zero { background: transparent; color: #b8c2cc; border: 1px solid #4a5a6a; }
+.answer { font-size: 0.95em; margin-left: 6px; }
+td.st { color: var(--c); font-weight: 600; }
 main { padding: 12px 32px 40px 32px; max-width: 1280px; }
 section { background: #fff; border: 1px solid #e3e3e3; border-radius: 6px; margin: 18px 0;
           padding: 12px 18px; }
@@ -137,7 +155,8 @@ def to_plotly(spec: FigureSpec) -> dict[str, Any]:
         "legend": {"orientation": "v"},
         "xaxis": {"title": {"text": spec.x_label}, "type": "log" if spec.x_log else "linear"},
         "meta": {"title": spec.title},
-        "yaxis": {"title": {"text": spec.y_label}},
+        "yaxis": {"title": {"text": spec.y_label}}
+        | ({"range": list(spec.y_range)} if spec.y_range is not None else {}),
         "barmode": spec.barmode,
         "shapes": [],
         "annotations": [],
@@ -160,7 +179,8 @@ def to_plotly(spec: FigureSpec) -> dict[str, Any]:
         if ln.axis == "x":
             pos = math.log10(ln.value) if spec.x_log and ln.value > 0 else ln.value
             shape = {"xref": "x", "yref": "paper", "x0": ln.value, "x1": ln.value, "y0": 0, "y1": 1}
-            note = {"x": pos, "xref": "x", "y": 1.0, "yref": "paper", "yanchor": "top"}
+            # at the foot of the line: the chosen designs (stars) sit near its top
+            note = {"x": pos, "xref": "x", "y": 0.0, "yref": "paper", "yanchor": "bottom"}
             note.update(xanchor="right", textangle=-90, xshift=-2)
         else:
             shape = {"xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": ln.value, "y1": ln.value}
@@ -216,25 +236,34 @@ def _cell(value: Any) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1e4 else f"{value:,.0f}"
-    return html.escape(str(value))
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
 
 
-def _table(rows: Sequence[dict[str, Any]], first: str) -> str:
-    cols = [first, *SUMMARY_COLUMNS]
-    head = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in cols)
-    body = []
-    for r in rows:
-        cls = ' class="all"' if r.get(first) == "all" else ""
-        body.append(f"<tr{cls}>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in cols) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+def _columns(first: str) -> list[str]:
+    return [first, *SUMMARY_COLUMNS]
 
 
-def _header(plan: dict[str, Any]) -> str:
-    name = plan.get("plan") or "plan"
+def _answer(counts: dict[str, int]) -> dict[str, str]:
+    """The first screen's one-line answer: did every entry get a design within budget."""
+    total = sum(counts.values())
+    good = counts.get("ok", 0)
+    if total == 0:
+        return {"key": "empty", "text": "the plan has no entries"}
+    if good == total:
+        return {"key": "all", "text": f"every entry ({total}) has a design within its budget"}
+    rest = ", ".join(f"{n} {s}" for s, n in counts.items() if s != "ok" and n)
+    return {"key": "some", "text": f"{good} of {total} entries have a design within budget; {rest}"}
+
+
+def _facts(plan: dict[str, Any]) -> list[tuple[str, str]]:
     summary = plan.get("summary") if isinstance(plan.get("summary"), dict) else {}
     es = entries(plan)
-    facts = {
+    meas = summary.get("measurements")
+    if meas is None:
+        meas = sum(num(e.get("measurements")) or 0 for e in es)
+    wall, wall_label = plan_wall_s(plan)
+    facts: dict[str, Any] = {
         "space": plan.get("space"),
         "accuracy": plan.get("accuracy"),
         "approach": plan.get("approach"),
@@ -242,73 +271,78 @@ def _header(plan: dict[str, Any]) -> str:
         "created": plan.get("created"),
         "devices": summary.get("devices", len({e["device"] for e in es})),
         "entries": len(es),
-        "measurements": summary.get("measurements"),
-        "wall s": summary.get("wall_s"),
+        "measurements": meas,
+        "per entry": (meas / len(es)) if es and meas is not None else None,
+        "mean regret pp": summary.get("mean_regret_pp"),
     }
-    spans = "".join(
-        f"<span><b>{html.escape(k)}</b> {_cell(v)}</span>"
-        for k, v in facts.items()
-        if v is not None
-    )
-    title = f"<h1>fleetnas report: {html.escape(str(name))}</h1>"
-    return f"<header>{title}<div class='meta'>{spans}</div></header>"
+    if wall_label:
+        facts[wall_label] = wall
+    return [(k, _cell(v)) for k, v in facts.items() if v is not None]
 
 
-def _config_section(plan: dict[str, Any]) -> str:
-    rows = []
-    for key in ("format", "plan", "space", "accuracy", "fleet", "approach", "created"):
-        if plan.get(key) is not None:
-            rows.append(f"<dt>{html.escape(key)}</dt><dd>{_cell(plan[key])}</dd>")
+def _plan_rows(plan: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [
+        (key, _cell(plan[key]))
+        for key in ("format", "plan", "space", "accuracy", "fleet", "approach", "created")
+        if plan.get(key) is not None
+    ]
     cfg = plan.get("config")
     if isinstance(cfg, dict):
         for key in sorted(cfg):
-            text = json.dumps(cfg[key], default=str, sort_keys=True)
-            rows.append(f"<dt>config.{html.escape(str(key))}</dt><dd>{html.escape(text)}</dd>")
-    rows.append(
-        f"<dt>report generated</dt><dd>{datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}</dd>"
+            rows.append((f"config.{key}", json.dumps(cfg[key], default=str, sort_keys=True)))
+    rows.append(("report generated", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")))
+    return rows
+
+
+@functools.cache
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("fleetnas.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
     )
-    return f"<section><h2>Plan</h2><dl class='kv'>{''.join(rows)}</dl></section>"
+    return env.get_template("page.html.j2")
 
 
 def render_html(plan: dict[str, Any], figures: Sequence[FigureSpec]) -> str:
-    """The whole page as a string (see the module docstring)."""
+    """The whole page as a string (see the module docstring): the header answers whether
+    every entry got a design within budget (status counts), at what accuracy and measurement
+    cost (per family, first), then the figures, the summary by method and the plan's
+    config. Page layout: ``templates/page.html.j2``."""
     import plotly
     from plotly.offline import get_plotlyjs
 
-    sections, payloads = [], []
+    figs = []
     for spec in figures:
         fid = "fig-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in spec.key)
-        if spec.drawn:
-            body = f"<div class='fn-figure' id='{fid}' data-figure='{html.escape(spec.key)}'></div>"
-            payloads.append(
-                f"<script type='application/json' id='{fid}-json'>"
-                f"{_script_json(to_plotly(spec))}</script>"
-            )
-        else:
-            note = html.escape(spec.note or "")
-            body = f"<p class='fn-note' data-note='{html.escape(spec.key)}'>{note}</p>"
-        caption = f"<p class='caption'>{html.escape(spec.caption)}</p>" if spec.caption else ""
-        sections.append(f"<section><h2>{html.escape(spec.title)}</h2>{body}{caption}</section>")
-    for by in ("family", "method"):
-        rows = summarize(plan, by)
-        table = _table(rows, by) if rows else "<p class='fn-note'>the plan has no entries</p>"
-        sections.append(f"<section><h2>Summary by {by}</h2>{table}</section>")
-    sections.append(_config_section(plan))
-    title = html.escape(f"fleetnas report: {plan.get('plan') or 'plan'}")
-    return "".join(
-        [
-            "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>",
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-            f"<meta name='generator' content='fleetnas, plotly.py {plotly.__version__}'>",
-            f"<title>{title}</title><style>{_CSS}</style>",
-            "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>",
-            f"<script>{get_plotlyjs()}</script></head><body>",
-            _header(plan),
-            "<main>",
-            *sections,
-            "</main>",
-            *payloads,
-            f"<script>{_LOADER}</script>",
-            "</body></html>\n",
-        ]
+        figs.append(
+            {
+                "id": fid,
+                "key": spec.key,
+                "title": spec.title,
+                "drawn": spec.drawn,
+                "note": spec.note or "",
+                "caption": spec.caption,
+                "payload": _script_json(to_plotly(spec)) if spec.drawn else "",
+            }
+        )
+    counts = status_counts(plan)
+    page = _template().render(
+        name=str(plan.get("plan") or "plan"),
+        plotly_version=plotly.__version__,
+        plotly_js=get_plotlyjs(),
+        css=_CSS,
+        loader=_LOADER,
+        statuses=[{"name": s, "count": counts[s], "color": STATUS_COLORS[s]} for s in counts],
+        answer=_answer(counts),
+        facts=_facts(plan),
+        family_rows=summarize(plan, "family"),
+        method_rows=summarize(plan, "method"),
+        figures=figs,
+        plan_rows=_plan_rows(plan),
+        columns=_columns,
+        cell=_cell,
+        status_colors={**STATUS_COLORS, "violations": STATUS_COLORS["violation"]},
     )
+    return page if page.endswith("\n") else page + "\n"

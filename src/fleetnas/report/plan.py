@@ -16,6 +16,9 @@ PLAN_FORMAT = "fleetnas-plan/2"
 #: Formats the report reads (format 1 differs only in infeasible entries keeping ``design``).
 PLAN_FORMATS = ("fleetnas-plan/1", PLAN_FORMAT)
 STATUSES = ("ok", "infeasible", "failed")
+#: What the report's first screen counts: an ``ok`` entry whose design breaks its budget
+#: (true or measured latency or energy) is a ``violation``.
+SHOWN_STATUSES = ("ok", "violation", "infeasible", "failed")
 
 #: Fixed colours so a method looks the same in every figure (and in the HTML and the PNGs).
 METHOD_COLORS = {
@@ -25,7 +28,12 @@ METHOD_COLORS = {
     "l2o": "#9467bd",
 }
 _EXTRA_COLORS = ("#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#d62728")
-STATUS_COLORS = {"infeasible": "#7f7f7f", "failed": "#d62728"}
+STATUS_COLORS = {
+    "ok": "#2ca02c",
+    "violation": "#d62728",
+    "infeasible": "#7f7f7f",
+    "failed": "#8c564b",
+}
 
 
 def read_plan(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -60,7 +68,10 @@ def check_plan(plan: Any, where: str = "plan") -> dict[str, Any]:
         raise InputError(f"{where}: expected a JSON object with 'format' and 'devices'")
     fmt = plan.get("format")
     if fmt is not None and fmt not in PLAN_FORMATS:
-        raise InputError(f"{where}: format {fmt!r} is not supported; expected {PLAN_FORMAT!r}")
+        raise InputError(
+            f"{where}: format {fmt!r} is not supported; expected one of "
+            f"{', '.join(repr(f) for f in PLAN_FORMATS)}"
+        )
     devices = plan.get("devices")
     if not isinstance(devices, list):
         raise InputError(f"{where}: key 'devices' must be a list of per-device entries")
@@ -103,6 +114,56 @@ def budget_ms(entry: dict[str, Any]) -> float | None:
 
 def status(entry: dict[str, Any]) -> str:
     return str(entry.get("status") or "ok")
+
+
+def design(entry: dict[str, Any]) -> str | None:
+    """The entry's returned design (native string), ``None`` where it has none (infeasible or
+    failed entries; format ``/1`` kept the fastest measured design on infeasible ones)."""
+    d = entry.get("design")
+    return d if isinstance(d, str) and d and status(entry) == "ok" else None
+
+
+def is_violation(entry: dict[str, Any]) -> bool:
+    """An ``ok`` entry whose design breaks its budget: the truth says so, or the measured
+    latency (energy) exceeds it."""
+    if status(entry) != "ok":
+        return False
+    if (entry.get("truth") or {}).get("violation") is True:
+        return True
+    for key in ("latency_ms", "energy_mj"):
+        got, limit = sub(entry, "measured", key), sub(entry, "budget", key)
+        if got is not None and limit is not None and got > limit:
+            return True
+    return False
+
+
+def shown_status(entry: dict[str, Any]) -> str:
+    """One of :data:`SHOWN_STATUSES`."""
+    return "violation" if is_violation(entry) else status(entry)
+
+
+def status_counts(plan: dict[str, Any]) -> dict[str, int]:
+    """Entries per :data:`SHOWN_STATUSES` (every entry counted once)."""
+    counts = dict.fromkeys(SHOWN_STATUSES, 0)
+    for e in entries(plan):
+        st = shown_status(e)
+        counts[st] = counts.get(st, 0) + 1
+    return counts
+
+
+def plan_wall_s(plan: dict[str, Any]) -> tuple[float | None, str]:
+    """The plan's own wall time and what it is: ``plan_wall_s`` (every invocation that
+    computed entries, summed) where the planner wrote it; else the last invocation's
+    ``wall_s`` when it reused nothing; else the entries' summed compute time."""
+    s = plan.get("summary") if isinstance(plan.get("summary"), dict) else {}
+    total = num(s.get("plan_wall_s"))
+    if total is not None:
+        return total, "plan wall s"
+    run = s.get("run") if isinstance(s.get("run"), dict) else {}
+    if not num(run.get("reused")) and num(s.get("wall_s")) is not None:
+        return num(s.get("wall_s")), "plan wall s"
+    walls = [w for w in (num(e.get("wall_s")) for e in entries(plan)) if w is not None]
+    return (sum(walls), "compute s (entries summed)") if walls else (None, "")
 
 
 def method(entry: dict[str, Any]) -> str:
@@ -166,6 +227,7 @@ SUMMARY_COLUMNS = (
     "per_entry",
     "device_s",
     "violations",
+    "mean_accuracy",
     "mean_regret_pp",
     "wall_s",
 )
@@ -192,15 +254,20 @@ def _summary_row(by: str, name: str, es: list[dict[str, Any]]) -> dict[str, Any]
     regrets = [r for r in (sub(e, "truth", "regret_pp") for e in es) if r is not None]
     walls = [w for w in (num(e.get("wall_s")) for e in es) if w is not None]
     truth = [e["truth"] for e in es if isinstance(e.get("truth"), dict)]
+    accs = [a for a, _ in (reached_accuracy(e) for e in es if status(e) == "ok") if a is not None]
     return {
         by: name,
         "entries": len(es),
         "devices": len({e["device"] for e in es}),
-        **{s: sum(1 for e in es if status(e) == s) for s in STATUSES},
+        # ok + violations + infeasible + failed = entries, as in the page's header
+        **{s: sum(1 for e in es if shown_status(e) == s) for s in STATUSES},
         "measurements": int(sum(meas)),
         "per_entry": sum(meas) / len(es) if es else None,
         "device_s": sum(num(e.get("device_seconds")) or 0.0 for e in es),
-        "violations": sum(1 for t in truth if t.get("violation") is True) if truth else None,
+        "violations": sum(is_violation(e) for e in es)
+        if truth or any(isinstance(e.get("measured"), dict) for e in es)
+        else None,
+        "mean_accuracy": sum(accs) / len(accs) if accs else None,
         "mean_regret_pp": sum(regrets) / len(regrets) if regrets else None,
         "wall_s": sum(walls) if walls else None,
     }

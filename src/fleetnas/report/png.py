@@ -24,6 +24,7 @@ _MARKERS = {
     "x": ("x", True),
     "diamond-open": ("D", False),
     "square": ("s", True),
+    "triangle-down": ("v", True),
 }
 
 
@@ -85,7 +86,7 @@ def draw(spec: FigureSpec, dpi: int = 150) -> bytes:
                 s=_scatter_size(s.size),
                 marker=marker,
                 c=s.color if filled else "none",
-                edgecolors=s.color if (not filled or marker == "x") else "none",
+                edgecolors=None if marker == "x" else (s.color if not filled else "none"),
                 linewidths=1.2 if not filled else None,
                 alpha=s.opacity,
                 label=label,
@@ -96,14 +97,14 @@ def draw(spec: FigureSpec, dpi: int = 150) -> bytes:
             ax.axvline(ln.value, color=ln.color, linestyle="--", linewidth=1.1)
             ax.annotate(
                 ln.label,
-                (ln.value, 1.0),
+                (ln.value, 0.0),
                 xycoords=("data", "axes fraction"),
                 fontsize=7,
                 color=ln.color,
                 rotation=90,
-                va="top",
+                va="bottom",
                 ha="right",
-                xytext=(-4, -3),
+                xytext=(-4, 3),
                 textcoords="offset points",
             )
         else:
@@ -156,6 +157,8 @@ def draw(spec: FigureSpec, dpi: int = 150) -> bytes:
     ax.set_title(spec.title, fontsize=10)
     ax.set_xlabel(spec.x_label)
     ax.set_ylabel(spec.y_label)
+    if spec.y_range is not None:
+        ax.set_ylim(*spec.y_range)
     if ax2 is not None:
         ax2.set_ylabel(spec.y2_label)
     handles, labels = ax.get_legend_handles_labels()

@@ -63,38 +63,60 @@ class LayerTable:
         }
 
 
+#: Layer objects whose identity :class:`_SpaceFeaturizer` remembers before it starts over.
+_MAX_OBJECTS = 200_000
+
+
 class _SpaceFeaturizer:
-    """Distinct layers of one space and, per architecture seen, its (layer id, count) lists."""
+    """Distinct layers of one space and, per architecture seen, its (layer id, count) lists.
+
+    Layers are counted by object identity first and mapped to their id by equality once per
+    object (kept alive in ``objects`` so that an identity is never reused): a space that
+    builds its lists from shared layer objects (NB201 repeats a few dozen ~150 times per
+    design) is featurized without hashing every layer; equal layers built apart still get one
+    id."""
 
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
         self.ids: dict[Layer, int] = {}
         self.quantities: list[tuple[int, float, float, float, float]] = []
         self.rows: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        self.objects: dict[int, tuple[Layer, int]] = {}
         self.lock = threading.Lock()
+
+    def _uid(self, layer: Layer) -> int:
+        uid = self.ids.get(layer)
+        if uid is None:
+            uid = self.ids[layer] = len(self.quantities)
+            out = layer.out_ch * layer.out_hw * layer.out_hw
+            self.quantities.append(
+                (
+                    _KIND_INDEX[layer.kind],
+                    2.0 * layer.macs,
+                    float(out),
+                    float(layer.activation_elems),
+                    float(layer.params),
+                )
+            )
+        return uid
 
     def _row(self, arch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         key = arch.tobytes()
         row = self.rows.get(key)
         if row is None:
-            counter = Counter(self.space.layers(arch))
-            ids = np.empty(len(counter), dtype=np.int64)
-            cnt = np.empty(len(counter), dtype=float)
-            for j, (layer, c) in enumerate(counter.items()):
-                uid = self.ids.get(layer)
-                if uid is None:
-                    uid = self.ids[layer] = len(self.quantities)
-                    out = layer.out_ch * layer.out_hw * layer.out_hw
-                    self.quantities.append(
-                        (
-                            _KIND_INDEX[layer.kind],
-                            2.0 * layer.macs,
-                            float(out),
-                            float(layer.activation_elems),
-                            float(layer.params),
-                        )
-                    )
-                ids[j], cnt[j] = uid, c
+            layers = self.space.layers(arch)
+            if len(self.objects) > _MAX_OBJECTS:
+                self.objects.clear()
+            merged: dict[int, int] = {}
+            by_id: dict[int, Layer] | None = None
+            for obj, n in Counter(map(id, layers)).items():
+                known = self.objects.get(obj)
+                if known is None:
+                    by_id = by_id or {id(x): x for x in layers}
+                    known = self.objects[obj] = (by_id[obj], self._uid(by_id[obj]))
+                merged[known[1]] = merged.get(known[1], 0) + n
+            ids = np.fromiter(merged, dtype=np.int64, count=len(merged))
+            cnt = np.fromiter(merged.values(), dtype=float, count=len(merged))
             row = self.rows[key] = (ids, cnt)
         return row
 

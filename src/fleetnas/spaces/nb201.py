@@ -46,16 +46,25 @@ NUM_CLASSES = 10
 N_ARCHS = len(OPS) ** len(EDGES)
 
 
-def _edge_layers(op: str, c: int, hw: int) -> list[Layer]:
+# The builders below are memoized and return shared tuples of (frozen) layers: a design's
+# layer list is then concatenated from a few dozen distinct objects instead of building ~150,
+# which is what featurizing all 15,625 cells for the simulator costs (sim/features.py).
+@functools.cache
+def _edge_layers(op: str, c: int, hw: int) -> tuple[Layer, ...]:
     if op == "none":
-        return [Layer("elementwise", c, c, hw, hw)]
+        return (Layer("elementwise", c, c, hw, hw),)
     if op == "nor_conv_1x1":
-        return [Layer("pwconv", c, c, hw, hw)]
+        return (Layer("pwconv", c, c, hw, hw),)
     if op == "nor_conv_3x3":
-        return [Layer("conv", c, c, hw, hw, kernel=3)]
+        return (Layer("conv", c, c, hw, hw, kernel=3),)
     if op == "avg_pool_3x3":
-        return [Layer("pool", c, c, hw, hw, kernel=3)]
-    return []
+        return (Layer("pool", c, c, hw, hw, kernel=3),)
+    return ()
+
+
+@functools.cache
+def _sum_layer(c: int, hw: int) -> Layer:
+    return Layer("elementwise", c, c, hw, hw)
 
 
 def _cell_layers(ops: Sequence[str], c: int, hw: int) -> list[Layer]:
@@ -64,23 +73,30 @@ def _cell_layers(ops: Sequence[str], c: int, hw: int) -> list[Layer]:
         for (_, dst), op in zip(EDGES, ops, strict=True):
             if dst == node:
                 out += _edge_layers(op, c, hw)
-        out += [Layer("elementwise", c, c, hw, hw)] * (node - 1)
+        out += [_sum_layer(c, hw)] * (node - 1)
     return out
 
 
-def _reduction_layers(c_in: int, c: int, hw_in: int, hw: int) -> list[Layer]:
-    return [
+@functools.cache
+def _stem_layers(channels: int = STAGE_CHANNELS[0]) -> tuple[Layer, ...]:
+    return (Layer("conv", 3, channels, 32, 32, kernel=3),)
+
+
+@functools.cache
+def _reduction_layers(c_in: int, c: int, hw_in: int, hw: int) -> tuple[Layer, ...]:
+    return (
         Layer("conv", c_in, c, hw_in, hw, kernel=3, stride=2),
         Layer("conv", c, c, hw, hw, kernel=3),
         Layer("pool", c_in, c_in, hw_in, hw, kernel=2, stride=2),
         Layer("pwconv", c_in, c, hw, hw),
         Layer("elementwise", c, c, hw, hw),
-    ]
+    )
 
 
-def _head_layers(num_classes: int, channels: int = STAGE_CHANNELS[-1]) -> list[Layer]:
+@functools.cache
+def _head_layers(num_classes: int, channels: int = STAGE_CHANNELS[-1]) -> tuple[Layer, ...]:
     c, hw = channels, STAGE_HW[-1]
-    return [Layer("pool", c, c, hw, 1, kernel=hw), Layer("fc", c, num_classes, 1, 1)]
+    return (Layer("pool", c, c, hw, 1, kernel=hw), Layer("fc", c, num_classes, 1, 1))
 
 
 @SPACES.register("nb201")
@@ -144,7 +160,13 @@ class NB201Space(SearchSpace):
 
     # ---- cost --------------------------------------------------------------------------
     def layers(self, arch: np.ndarray) -> list[Layer]:
-        return [layer for _, layer in self.block_layers(arch)]
+        ops = [OPS[i] for i in self.check(arch)[0]]
+        out = list(_stem_layers())
+        for s, (c, hw) in enumerate(zip(STAGE_CHANNELS, STAGE_HW, strict=True)):
+            if s:
+                out += _reduction_layers(STAGE_CHANNELS[s - 1], c, STAGE_HW[s - 1], hw)
+            out += _cell_layers(ops, c, hw) * N_CELLS
+        return out + list(_head_layers(NUM_CLASSES))
 
     # ---- compression hooks (fleetnas.spaces.compression) -------------------------------
     def compression_blocks(self) -> tuple[str, ...]:
@@ -188,12 +210,11 @@ class NB201Space(SearchSpace):
         """(block index, layer) of one design; block -1 for the fp32 stem and classifier."""
         ops = [OPS[i] for i in self.check(arch)[0]]
         chans = self.stage_channels(widths)
-        out = [(-1, Layer("conv", 3, chans[0], 32, 32, kernel=3))]
+        out = [(-1, x) for x in _stem_layers(chans[0])]
         for s, (c, hw) in enumerate(zip(chans, STAGE_HW, strict=True)):
             if s:
                 out += [(s, x) for x in _reduction_layers(chans[s - 1], c, STAGE_HW[s - 1], hw)]
-            for _ in range(N_CELLS):
-                out += [(s, x) for x in _cell_layers(ops, c, hw)]
+            out += [(s, x) for x in _cell_layers(ops, c, hw)] * N_CELLS
         return out + [(-1, x) for x in _head_layers(NUM_CLASSES, chans[-1])]
 
     def flops(self, archs: np.ndarray) -> np.ndarray:
@@ -287,7 +308,7 @@ class NB201Space(SearchSpace):
 def _cost_tables(attr: str) -> tuple[int, np.ndarray]:
     """(fixed cost, ``5`` per-op cost of one edge over all 15 cells) of MACs or params."""
 
-    def total(layers: list[Layer]) -> int:
+    def total(layers: Sequence[Layer]) -> int:
         return sum(getattr(layer, attr) for layer in layers)
 
     fixed = total([Layer("conv", 3, STAGE_CHANNELS[0], 32, 32, kernel=3)]) + total(

@@ -187,6 +187,18 @@ class Store(ABC):
     ) -> pd.DataFrame:
         """All matching measurements in long form with :data:`MEASUREMENT_COLUMNS`."""
 
+    def series_info(
+        self, space: SearchSpace, device: str, metric: str, statistic: str
+    ) -> tuple[str, bool] | None:
+        """``(unit, is_estimate)`` of one stored series: the unit most of its values carry
+        (ties: the first in sort order) and whether any of them is an estimate; ``None`` when
+        the series is empty. Backends may answer without reading the values."""
+        frame = self.measurements_frame(space, [device], [metric])
+        frame = frame[frame["statistic"] == statistic]
+        if not len(frame):
+            return None
+        return str(frame["unit"].mode().iat[0]), bool(frame["is_estimate"].any())
+
     @abstractmethod
     def measurement_summary(self) -> pd.DataFrame:
         """One row per (space, device, metric) with :data:`SUMMARY_COLUMNS`: row count,

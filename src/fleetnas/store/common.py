@@ -251,7 +251,12 @@ def newest_values(
     last_keys = [bytes(keys[i]) for i in last]
     if want is None:
         return archs_from_keys(last_keys, space.n_decisions), newest
-    value_of = dict(zip(last_keys, newest.tolist(), strict=True))
+    return pick_values(dict(zip(last_keys, newest.tolist(), strict=True)), want)
+
+
+def pick_values(value_of: dict[bytes, float], want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``want`` (checked ``n x D``, in order) that have a value in ``value_of``
+    (keyed by :func:`arch_keys`), and those values."""
     found = [(i, value_of[k]) for i, k in enumerate(arch_keys(want)) if k in value_of]
     rows = [i for i, _ in found]
     return want[rows], np.array([v for _, v in found], dtype=float)

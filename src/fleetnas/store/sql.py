@@ -9,8 +9,10 @@ nothing behind.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,7 @@ from fleetnas.spaces import SearchSpace
 from fleetnas.store import schema as t
 from fleetnas.store.base import Artifact, Run, RunInfo, Store
 from fleetnas.store.common import (
+    arch_keys,
     as_names,
     as_utc,
     assemble_frame,
@@ -31,6 +34,7 @@ from fleetnas.store.common import (
     description_mismatch,
     empty_frame,
     newest_values,
+    pick_values,
     run_done,
     space_description,
     summary_frame,
@@ -62,6 +66,27 @@ _BATCH_COLUMNS = (
     "run",
     "timestamp",
 )
+#: Rows the per-handle read cache of :meth:`SQLStore.get_measurements` keeps (newest first out).
+CACHE_ROWS = 2_000_000
+
+
+@dataclass
+class _Series:
+    """The newest values of one (space, device, metric, statistic) series as last read, and
+    the stamp of its batches then (count, largest id): batches are only ever appended, so an
+    equal stamp means equal values."""
+
+    stamp: tuple[int, int]
+    archs: np.ndarray
+    values: np.ndarray
+    _index: dict[bytes, float] | None = None
+
+    def pick(self, want: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        if want is None:
+            return self.archs.copy(), self.values.copy()
+        if self._index is None:
+            self._index = dict(zip(arch_keys(self.archs), self.values.tolist(), strict=True))
+        return pick_values(self._index, want)
 
 
 class SQLStore(Store):
@@ -79,6 +104,7 @@ class SQLStore(Store):
         self._space_ids: dict[str, tuple[int, str]] = {}
         self._device_ids: dict[str, int] = {}
         self._arch_ids: dict[int, dict[bytes, int]] = {}
+        self._series: OrderedDict[tuple[int, int, str, str], _Series] = OrderedDict()
         try:
             self._init_schema()
         except BaseException:
@@ -305,27 +331,81 @@ class SQLStore(Store):
         statistic: str = "median",
         archs: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
+        """See :meth:`Store.get_measurements`. A series read before is answered from this
+        handle's cache when its batches are unchanged (one small query instead of all rows:
+        a plan reads each replayed device's table in its measurer, its ground truth and the
+        proxy pool)."""
         m, b, a = t.measurements, t.measurement_batches, t.architectures
+        want = None if archs is None else space.check(archs)
         with self._read() as conn:
             device_id = self._find_device(conn, device)
             space_id = self._find_space(conn, space)
-            rows: list[Any] = []
-            if space_id is not None:
-                stmt = (
-                    select(m.c.arch_id, m.c.value, a.c.choices)
-                    .select_from(m.join(b, m.c.batch_id == b.c.id).join(a, m.c.arch_id == a.c.id))
-                    .where(
-                        b.c.space_id == space_id,
-                        b.c.device_id == device_id,
-                        b.c.metric == metric,
-                        b.c.statistic == statistic,
+            if space_id is None:
+                return newest_values(space, np.zeros(0, np.int64), np.zeros(0), [], want)
+            series = (
+                b.c.space_id == space_id,
+                b.c.device_id == device_id,
+                b.c.metric == metric,
+                b.c.statistic == statistic,
+            )
+            count, last = conn.execute(
+                select(func.count(b.c.id), func.max(b.c.id)).where(*series)
+            ).one()
+            stamp = (int(count), int(last or 0))
+            key = (space_id, device_id, metric, statistic)
+            with self._lock:
+                hit = self._series.get(key)
+            if hit is None or hit.stamp != stamp:
+                rows: list[Any] = []
+                if count:
+                    stmt = (
+                        select(m.c.arch_id, m.c.value, a.c.choices)
+                        .select_from(
+                            m.join(b, m.c.batch_id == b.c.id).join(a, m.c.arch_id == a.c.id)
+                        )
+                        .where(*series)
+                        .order_by(b.c.timestamp, b.c.id, m.c.id)
                     )
-                    .order_by(b.c.timestamp, b.c.id, m.c.id)
+                    rows = conn.execute(stmt).all()
+                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                values = np.fromiter((r[1] for r in rows), dtype=float, count=len(rows))
+                hit = _Series(stamp, *newest_values(space, ids, values, [r[2] for r in rows], None))
+                self._remember(key, hit)
+        return hit.pick(want)
+
+    def series_info(
+        self, space: SearchSpace, device: str, metric: str, statistic: str
+    ) -> tuple[str, bool] | None:
+        b = t.measurement_batches
+        with self._read() as conn:
+            device_id = self._find_device(conn, device)
+            space_id = self._find_space(conn, space)
+            if space_id is None:
+                return None
+            rows = conn.execute(
+                select(b.c.unit, func.sum(b.c.count), func.max(case((b.c.is_estimate, 1), else_=0)))
+                .where(
+                    b.c.space_id == space_id,
+                    b.c.device_id == device_id,
+                    b.c.metric == metric,
+                    b.c.statistic == statistic,
                 )
-                rows = conn.execute(stmt).all()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        values = np.fromiter((r[1] for r in rows), dtype=float, count=len(rows))
-        return newest_values(space, ids, values, [r[2] for r in rows], archs)
+                .group_by(b.c.unit)
+            ).all()
+        rows = [r for r in rows if r[1]]
+        if not rows:
+            return None
+        unit = min(rows, key=lambda r: (-int(r[1]), str(r[0])))[0]
+        return str(unit), any(bool(r[2]) for r in rows)
+
+    def _remember(self, key: tuple[int, int, str, str], series: _Series) -> None:
+        with self._lock:
+            self._series[key] = series
+            self._series.move_to_end(key)
+            total = sum(len(s.values) for s in self._series.values())
+            while total > CACHE_ROWS and len(self._series) > 1:
+                _, old = self._series.popitem(last=False)
+                total -= len(old.values)
 
     def device_identities(self, device: str) -> dict[str | None, int]:
         b = t.measurement_batches
