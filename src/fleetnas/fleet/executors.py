@@ -184,7 +184,9 @@ class LocalPool(Executor):
             return
         if self._busy:
             _terminate_workers(pool)
-        pool.shutdown(wait=not self._busy, cancel_futures=True)
+        # Wait even after terminating: the pool's manager thread then sees the dead workers
+        # and ends before the interpreter's exit hook writes to its (closed) wake-up pipe.
+        pool.shutdown(wait=True, cancel_futures=True)
         self._busy = False
 
 
