@@ -35,6 +35,9 @@ needs_litert = pytest.mark.skipif(
     not _has("ai_edge_litert", "litert_torch", "ai_edge_quantizer"),
     reason="the [litert] extra (ai-edge-litert, litert-torch) is not installed",
 )
+needs_executorch = pytest.mark.skipif(
+    not _has("executorch"), reason="the [executorch] extra (executorch) is not installed"
+)
 needs_openvino = pytest.mark.skipif(
     not _has("openvino", "nncf"), reason="the [openvino] extra (openvino, nncf) is not installed"
 )
@@ -103,6 +106,22 @@ def test_openvino_fp32_from_onnx_and_nncf_int8(nb201, store, shared_cache: Path)
     again = get_measurer(f"openvino:precision=int8,{FAST}")
     again.measure(nb201, arch)
     assert again.last_export[:2] == (0, 1)
+
+
+@needs_executorch
+def test_executorch_xnnpack_program_measures_and_is_cached(nb201, shared_cache: Path) -> None:
+    arch = nb201.parse(TINY)
+    m = get_measurer(f"executorch:threads=1,{FAST}")
+    assert m.device.name == "local-et-t1-b1-fp32" and m.device.features["delegate"] == "xnnpack"
+    r = m.measure(nb201, arch)
+    assert r["latency"][0] > 0 and not r.failures and r.cost.measurements == 1
+    pte = model_path("executorch", nb201, arch, 1, "fp32")
+    assert pte.exists() and pte.stat().st_size > 0
+    again = get_measurer(f"executorch:threads=1,{FAST}")
+    again.measure(nb201, arch)
+    assert again.last_export[:2] == (0, 1)
+    with pytest.raises(InputError, match="precision 'int8' is not offered by executorch"):
+        get_measurer("executorch:precision=int8")
 
 
 def test_onnxruntime_dynamic_int8_is_its_own_device(nb201, shared_cache: Path) -> None:

@@ -6,6 +6,8 @@
   without fp16 arithmetic), ``int8`` is full-integer post-training static quantization
   (ai-edge-quantizer ``static_wi8_ai8``: int8 weights per channel, int8 activations, int8 model
   input) calibrated on :data:`CALIBRATION_SAMPLES` seeded standard-normal inputs.
+- **ExecuTorch** (``.pte``): the same torch network through ``torch.export`` and
+  ``to_edge_transform_and_lower`` with the XNNPACK partitioner (fp32 only for now).
 - **OpenVINO** reads the cached fp32 ONNX export directly; ``int8`` is NNCF post-training
   quantization of that model (performance preset) calibrated on the same kind of random inputs,
   saved as OpenVINO IR (``.xml`` + ``.bin``).
@@ -75,6 +77,8 @@ def model_path(
         tool, ext = f"lt{runtime_version('litert-torch', raw=True)}", "tflite"
     elif runtime == "openvino":
         tool, ext = f"nncf{runtime_version('nncf', raw=True)}", "xml"
+    elif runtime == "executorch":
+        tool, ext = f"et{runtime_version('executorch', raw=True)}", "pte"
     else:
         raise MeasurementError(f"no conversion for runtime {runtime!r}")
     key = f"{space.name}-{space.arch_hash(arch)}-b{batch}-{precision}{_nodes_tag(nodes)}-{tool}"
@@ -121,7 +125,7 @@ def convert_many(
             if precision == "fp32":  # OpenVINO reads the ONNX export itself
                 out[i] = Converted(Path(item["onnx"]), True)
                 continue
-        elif precision != "fp32":
+        elif runtime == "litert" and precision != "fp32":
             item["fp32"] = str(model_path(runtime, space, arch, batch, "fp32"))
         where[str(path)] = [i]
         items.append(item)
@@ -176,6 +180,7 @@ def _atomic_file(path: Path):
     tmp = Path(name)
     try:
         yield tmp
+        tmp.chmod(0o644)  # a cache file, readable like the others (mkstemp makes it private)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -191,6 +196,23 @@ def _litert_fp32(space: SearchSpace, arch: np.ndarray, batch: int, path: Path) -
         x = torch.randn(*space.input_shape(arch, batch))
     with _atomic_file(path) as tmp, torch.no_grad():
         litert_torch.convert(net, (x,)).export(str(tmp))
+
+
+def _executorch_fp32(space: SearchSpace, arch: np.ndarray, batch: int, path: Path) -> None:
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_seed(space, arch))
+        net = space.to_torch(arch).eval()
+        x = torch.randn(*space.input_shape(arch, batch))
+    with torch.no_grad():
+        program = torch.export.export(net, (x,))
+        lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+        buffer = lowered.to_executorch().buffer
+    with _atomic_file(path) as tmp:
+        tmp.write_bytes(buffer)
 
 
 def _litert_quantized(item: dict[str, Any], space: SearchSpace, arch: np.ndarray) -> None:
@@ -280,6 +302,8 @@ def convert_item(item: dict[str, Any]) -> None:
             _litert_fp32(space, arch, int(item["batch"]), out)
         else:
             _litert_quantized(item, space, arch)
+    elif item["runtime"] == "executorch" and item["precision"] == "fp32":
+        _executorch_fp32(space, arch, int(item["batch"]), out)
     elif item["runtime"] == "openvino" and item["precision"] == "int8":
         _openvino_int8(item, space, arch)
     else:

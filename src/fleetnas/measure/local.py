@@ -6,6 +6,7 @@ ONNX once (cached, :mod:`fleetnas.measure.export`) and times it in fresh worker 
 LiteRT interpreter (XNNPACK) on a ``litert-torch`` conversion and
 ``openvino:threads=1,precision=fp32|int8,hint=latency`` the OpenVINO CPU plugin on the ONNX
 export (int8 through NNCF), both converted once and cached (:mod:`fleetnas.measure.convert`);
+``executorch:threads=1`` runs an ExecuTorch program lowered to XNNPACK (fp32);
 ``torch:threads=1,batch=1`` times the eager network itself. Each setting, under its measurement
 protocol, is its own device (:mod:`fleetnas.measure.settings`). Latency is milliseconds per
 batch (the median of all timed runs). Energy is offered only when a real meter (RAPL, NVML)
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from fleetnas.spaces import SearchSpace
     from fleetnas.store import Store
 
+#: Runtimes whose models :mod:`fleetnas.measure.convert` makes, and the worker entry's field.
+CONVERTED = {"litert": "tflite", "openvino": "onnx", "executorch": "pte"}
 #: Per-value statistics stored next to the median (``noisy`` is 1 where every attempt was noisy).
 EXTRA_STATS = ("p90", "iqr", "min", "noisy", "attempts")
 
@@ -95,11 +98,11 @@ class LocalRuntimeMeasurer(Measurer):
         archs = space.check(archs)
         keys = [space.arch_hash(a) for a in archs]
         first = [i for i, k in enumerate(keys) if not (k in seen or seen.add(k))]
-        if s.runtime in ("litert", "openvino"):
+        if s.runtime in CONVERTED:
             t0 = time.perf_counter()
             done = convert_many(s.runtime, space, archs[first], s.batch, s.precision)
             seconds = time.perf_counter() - t0
-            field = {"litert": "tflite", "openvino": "onnx"}[s.runtime]
+            field = CONVERTED[s.runtime]
             for i, c in zip(first, done, strict=True):
                 if c.path is None:
                     failures[keys[i]] = c.error
@@ -273,6 +276,7 @@ MEASURERS.add("onnxruntime", _factory("onnxruntime"))
 MEASURERS.add("torch", _factory("torch"))
 MEASURERS.add("litert", _factory("litert"))
 MEASURERS.add("openvino", _factory("openvino"))
+MEASURERS.add("executorch", _factory("executorch"))
 
 
 def local_settings(

@@ -25,12 +25,13 @@ from fleetnas.measure.spec import parse_options, split_spec
 if TYPE_CHECKING:
     from fleetnas.measure.timing import TimingConfig
 
-RUNTIMES = ("onnxruntime", "torch", "litert", "openvino")
+RUNTIMES = ("onnxruntime", "torch", "litert", "openvino", "executorch")
 PRECISIONS = {
     "onnxruntime": ("fp32", "int8"),
     "torch": ("fp32",),
     "litert": ("fp32", "fp16", "int8"),
     "openvino": ("fp32", "int8"),
+    "executorch": ("fp32",),
 }
 #: ONNX Runtime graph optimization levels (``GraphOptimizationLevel.ORT_*``).
 OPT_LEVELS = ("disable", "basic", "extended", "all")
@@ -38,13 +39,20 @@ OPT_LEVELS = ("disable", "basic", "extended", "all")
 QUANT_MODES = ("static", "dynamic")
 #: OpenVINO performance hints.
 HINTS = ("latency", "throughput")
-_SHORT = {"onnxruntime": "ort", "torch": "torch", "litert": "litert", "openvino": "ov"}
+_SHORT = {
+    "onnxruntime": "ort",
+    "torch": "torch",
+    "litert": "litert",
+    "openvino": "ov",
+    "executorch": "et",
+}
 #: The package whose version identifies each runtime.
 _PACKAGE = {
     "onnxruntime": "onnxruntime",
     "torch": "torch",
     "litert": "ai-edge-litert",
     "openvino": "openvino",
+    "executorch": "executorch",
 }
 #: Keys of a spec string that select the device (the rest are measuring options).
 SETTING_KEYS = ("threads", "batch", "precision", "opt", "quant", "hint")
@@ -90,7 +98,7 @@ class RuntimeSetting:
     @property
     def slug(self) -> str:
         """``ort-t1-b1-fp32-optall``, ``ort-t1-b1-int8dyn-optall``, ``torch-t1-b1-fp32``,
-        ``litert-t1-b1-int8``, ``ov-t1-b1-fp32-latency``."""
+        ``litert-t1-b1-int8``, ``ov-t1-b1-fp32-latency``, ``et-t1-b1-fp32``."""
         precision = self.precision + ("dyn" if self.quant == "dynamic" else "")
         base = f"{_SHORT[self.runtime]}-t{self.threads}-b{self.batch}-{precision}"
         if self.runtime == "onnxruntime":
@@ -184,6 +192,11 @@ class RuntimeSetting:
                     if self.precision in _LITERT_QUANT
                     else {}
                 ),
+            }
+        if self.runtime == "executorch":
+            return {
+                "converter": "torch.export + to_edge_transform_and_lower",
+                "delegate": "xnnpack",
             }
         if self.runtime == "openvino":
             out = {"hint": self.hint, "inference_precision": "f32"}

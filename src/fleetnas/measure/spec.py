@@ -34,6 +34,7 @@ PLUGINS: dict[str, str] = {
     "torch": "fleetnas.measure.local",
     "litert": "fleetnas.measure.local",
     "openvino": "fleetnas.measure.local",
+    "executorch": "fleetnas.measure.local",
     "agent": "fleetnas.measure.remote",
     "sim": "fleetnas.sim",
 }

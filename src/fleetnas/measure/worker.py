@@ -1,15 +1,16 @@
 """One fresh measuring process: ``python -m fleetnas.measure.worker`` reads a JSON job on stdin
 and writes one JSON line with the timings on stdout.
 
-The job names a runtime (``onnxruntime``, ``openvino``, ``litert`` or ``torch``), intra-op
-threads, batch size, graph optimization level (ONNX Runtime), performance hint (OpenVINO),
-optional CPU affinity, warm-up and repeat counts, and the models: ONNX files (``{"key", "onnx"}``,
-read by ONNX Runtime and OpenVINO), OpenVINO IR files (``{"key", "ir"}``), LiteRT flatbuffers
-(``{"key", "tflite"}``) or space networks (``{"key", "space", "arch"}``, torch only). Each model is
-loaded, warmed up, then timed ``repeats`` times back to back; models run in a seeded random
-order so slow drift does not always hit the same architecture. A model that fails to load or run
-is reported under ``errors`` with the runtime's message and the others go on. The worker imports
-only what its runtime needs, exits when its parent dies, and never runs models in parallel.
+The job names a runtime (``onnxruntime``, ``openvino``, ``litert``, ``executorch`` or
+``torch``), intra-op threads, batch size, graph optimization level (ONNX Runtime), performance
+hint (OpenVINO), optional CPU affinity, warm-up and repeat counts, and the models: ONNX files
+(``{"key", "onnx"}``, read by ONNX Runtime and OpenVINO), OpenVINO IR files (``{"key", "ir"}``),
+LiteRT flatbuffers (``{"key", "tflite"}``), ExecuTorch programs (``{"key", "pte"}``) or space
+networks (``{"key", "space", "arch"}``, torch only). Each model is loaded, warmed up, then timed
+``repeats`` times back to back; models run in a seeded random order so slow drift does not
+always hit the same architecture. A model that fails to load or run is reported under
+``errors`` with the runtime's message and the others go on. The worker imports only what its
+runtime needs, exits when its parent dies, and never runs models in parallel.
 """
 
 from __future__ import annotations
@@ -123,6 +124,23 @@ def _openvino_runner(model: dict[str, Any], job: dict[str, Any]) -> Callable[[],
     return lambda: req.infer(feeds)
 
 
+def _executorch_runner(model: dict[str, Any], job: dict[str, Any]) -> Callable[[], object]:
+    import torch
+    from executorch.runtime import Runtime
+
+    try:
+        method = Runtime.get().load_program(model["pte"]).load_method("forward")
+    except Exception as exc:
+        raise JobError(f"ExecuTorch cannot load model {model['key']}: {exc}") from None
+    meta = method.metadata
+    rng = np.random.default_rng(int(job.get("seed", 0)))
+    inputs = []
+    for i in range(meta.num_inputs()):
+        shape = [int(d) for d in meta.input_tensor_meta(i).sizes()]
+        inputs.append(torch.from_numpy(rng.standard_normal(shape).astype(np.float32)))
+    return lambda: method.execute(inputs)
+
+
 def _torch_runner(model: dict[str, Any], job: dict[str, Any]) -> Callable[[], object]:
     import torch
 
@@ -153,6 +171,10 @@ def _setup(job: dict[str, Any]) -> None:
             os.sched_setaffinity(0, {int(c) for c in cpus})
         except (OSError, AttributeError, ValueError) as exc:
             raise JobError(f"cannot pin to CPUs {cpus}: {exc}") from None
+    if job["runtime"] == "executorch":
+        from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+
+        _unsafe_reset_threadpool(int(job["threads"]))
     if job["runtime"] == "torch":
         import torch
 
@@ -170,6 +192,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "torch": _torch_runner,
         "litert": _litert_runner,
         "openvino": _openvino_runner,
+        "executorch": _executorch_runner,
     }.get(job["runtime"])
     if make is None:
         raise JobError(f"unknown runtime {job['runtime']!r}")
