@@ -176,8 +176,8 @@ def test_protocol_is_part_of_the_device_identity(nb201, store, shared_cache: Pat
     b = local_device("onnxruntime:threads=1,repeats=5,processes=2")
     assert a.name == b.name and a.fingerprint != b.fingerprint
     assert "repeats=3" in a.features["protocol"] and "repeats=5" in b.features["protocol"]
-    assert "pin=none" in a.features["protocol"]
-    assert "pin=auto" in local_device("onnxruntime:pin=1").features["protocol"]
+    assert "pin=auto" in a.features["protocol"]  # pinned by default
+    assert "pin=none" in local_device("onnxruntime:pin=0").features["protocol"]
     assert "pin=0" in local_device("onnxruntime:cpus=0").features["protocol"]
     # seed and energy settings do not change what a value means
     assert local_device("onnxruntime:seed=3").fingerprint == local_device("onnxruntime").fingerprint
@@ -216,10 +216,13 @@ def test_pinning_puts_a_one_thread_worker_on_one_cpu(tmp_path: Path, shared_cach
         pytest.skip("this platform has no CPU affinity")
     nb201 = get_space("nb201")
     path = export_onnx(nb201, nb201.parse(TINY), 1, "fp32").path
-    cfg = TimingConfig(processes=1, repeats=2, warmup=0, retries=0, pin=True)
+    cfg = TimingConfig(processes=1, repeats=2, warmup=0, retries=0)
     report = time_models([{"key": "m", "onnx": str(path)}], "onnxruntime", 1, 1, cfg=cfg)
     allowed = sorted(os.sched_getaffinity(0))
     assert report.workers[0]["affinity"] == allowed[-1:]
+    free = TimingConfig(processes=1, repeats=2, warmup=0, retries=0, pin=False)
+    report = time_models([{"key": "m", "onnx": str(path)}], "onnxruntime", 1, 1, cfg=free)
+    assert report.workers[0]["affinity"] == allowed
 
 
 def test_a_design_that_fails_to_load_is_unmeasurable_and_the_rest_go_on(

@@ -18,7 +18,7 @@ Spec keys: ``threads``, ``batch``, ``precision``, ``opt`` (ONNX Runtime: ``disab
 ``basic``, ``extended``, ``all``), ``quant`` (ONNX Runtime int8: ``static``/``dynamic``),
 ``hint`` (OpenVINO: ``latency``/``throughput``) select the device; ``prefix`` names it (default
 ``local``); the fields of :class:`~fleetnas.measure.timing.TimingConfig` (``repeats``,
-``processes``, ``warmup``, ``retries``, ``cpus=0+1``, ``pin=1``, ``energy=1``, noise thresholds)
+``processes``, ``warmup``, ``retries``, ``cpus=0+1``, ``pin=0``, ``energy=1``, noise thresholds)
 set the protocol it is measured under.
 """
 

@@ -13,8 +13,8 @@ medians (``session_spread``) is each value's noise estimate from independent ses
 Every real measurer (ONNX Runtime, LiteRT, OpenVINO, torch) shares this protocol;
 :meth:`TimingConfig.protocol` is its canonical text, stored as the device feature ``protocol``,
 so values taken under two protocols never count as one device. Workers are pinned with
-:func:`os.sched_setaffinity` to ``cpus`` when given, or with ``pin=1`` to the last ``threads``
-CPUs this process may use (where the platform offers affinity at all).
+:func:`os.sched_setaffinity` to ``cpus`` when given, or by default (``pin=1``) to the last
+``threads`` CPUs this process may use, where the platform offers affinity at all.
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ class TimingConfig:
     #: ... and the smaller side holds at least this share of the samples.
     minor_mode_min: float = 0.15
     cpus: tuple[int, ...] | None = None
-    #: Pin each worker to the last ``threads`` allowed CPUs when ``cpus`` is not given.
-    pin: bool = False
+    #: Pin each worker to the last ``threads`` allowed CPUs when ``cpus`` is not given (where
+    #: the platform has CPU affinity); ``pin=0`` leaves placement to the scheduler.
+    pin: bool = True
     energy: bool = False
     energy_count: int = 50
     energy_idle_s: float = 0.5
