@@ -12,7 +12,8 @@ run again: finished work is read back from the SQLite store (``--db``).
 Outputs (``--out``, default ``benchmarks/results``):
 
 - ``stacks/<space>.csv``: the exchange format (wide), per stack the newest ``median`` and both
-  sessions (``session1``, ``session2``) in ms, plus ``noisy`` flags;
+  sessions (``session1``, ``session2``) of ``latency`` in ms, plus the ``noisy`` flag (metric
+  ``noisy``, unit ``flag``) of the stored median;
 - ``stacks/<space>-devices.json``: each stack's device record (features: runtime and converter
   versions, quantization, protocol, machine) and the run's load averages;
 - ``stacks.json`` / ``stacks.md``: per stack the two-session noise (median relative difference
@@ -205,11 +206,12 @@ def report(args: argparse.Namespace) -> None:
     cols = ["architecture", "device", "value"]
     rows.append(newest[newest["architecture"].isin(table.index)][cols].assign(statistic="median"))
     flags = noisy.drop_duplicates(["device", "architecture"], keep="last")
-    rows.append(flags[flags["architecture"].isin(table.index)][cols].assign(statistic="noisy"))
-    out = pd.concat(rows, ignore_index=True).assign(
-        space=space.name, metric="latency", unit="ms", n=1, is_estimate=False, method="stacks"
-    )
-    out.loc[out["statistic"] == "noisy", "unit"] = "flag"
+    noisy_rows = flags[flags["architecture"].isin(table.index)][cols]
+    rows.append(noisy_rows.assign(statistic="median", metric="noisy", unit="flag"))
+    out = pd.concat(rows, ignore_index=True)
+    out["metric"] = out["metric"].fillna("latency") if "metric" in out else "latency"
+    out["unit"] = out["unit"].fillna("ms") if "unit" in out else "ms"
+    out = out.assign(space=space.name, n=1, is_estimate=False, method="stacks")
     out = out.sort_values(["device", "statistic"], kind="stable")
     stem = args.out / "stacks" / space.name
     write_table(out, stem.with_suffix(".csv"), shape="wide")
@@ -391,7 +393,8 @@ def render(p: dict[str, Any]) -> str:
     lines += [
         "",
         f"Tables in the exchange format: `benchmarks/results/stacks/{p['space']}.csv` (wide; per "
-        "stack `median`, `session1`, `session2` in ms and the `noisy` flag), device records "
+        "stack `latency` `median`, `session1`, `session2` in ms and the `noisy` flag), device "
+        "records "
         f"with versions, conversion and protocol in `stacks/{p['space']}-devices.json`.",
     ]
     return "\n".join(lines) + "\n"
