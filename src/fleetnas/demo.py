@@ -225,9 +225,8 @@ def summary_by_source(plan: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def local_device(spec: str):
-    """This machine's record for a local runtime setting (its setting is its identity)."""
-    from fleetnas.measure import split_spec
-    from fleetnas.measure.settings import RuntimeSetting
+    """This machine's record for a local runtime setting (its setting and its measurement
+    protocol are its identity)."""
+    from fleetnas.measure.settings import local_device as record
 
-    kind, arg = split_spec(spec)
-    return RuntimeSetting.parse(kind, arg)[0].device()
+    return record(spec)

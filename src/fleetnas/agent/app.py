@@ -38,7 +38,7 @@ from fleetnas import __version__
 from fleetnas.agent.queue import QueueFull, QueueTimeout, SerialQueue
 from fleetnas.errors import FleetnasError, InputError, MeasurementError
 from fleetnas.measure.local import LocalRuntimeMeasurer
-from fleetnas.measure.settings import RuntimeSetting, host_features, runtime_version
+from fleetnas.measure.settings import RUNTIMES, RuntimeSetting, host_features, runtime_version
 from fleetnas.measure.timing import TimingConfig, time_models
 
 MAX_ARCHS = 512
@@ -195,7 +195,7 @@ def create_app(config: AgentConfig) -> FastAPI:
             "devices": {slug: m.device.to_dict() for slug, m in measurers.items()},
             "settings": {slug: m.setting.to_dict() for slug, m in measurers.items()},
             "metrics": {slug: list(m.metrics) for slug, m in measurers.items()},
-            "runtimes": {r: runtime_version(r) for r in ("onnxruntime", "torch")},
+            "runtimes": {r: runtime_version(r) for r in RUNTIMES},
             "spaces": space_names(),
             "host": host_features(),
             "timing": config.timing.to_dict(),

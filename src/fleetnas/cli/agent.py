@@ -38,10 +38,12 @@ def serve(
         help="Token clients must send (Bearer).",
         show_default=False,
     ),
-    runtime: str = typer.Option("onnxruntime", help="onnxruntime or torch."),
+    runtime: str = typer.Option("onnxruntime", help="onnxruntime, litert, openvino or torch."),
     threads: int = typer.Option(1, help="Intra-op threads."),
     batch: int = typer.Option(1, help="Batch size."),
-    precision: str = typer.Option("fp32", help="fp32 or int8 (onnxruntime)."),
+    precision: str = typer.Option(
+        "fp32", help="fp32 or int8 (onnxruntime, litert, openvino), fp16 (litert)."
+    ),
     opt: str = typer.Option("all", help="ONNX Runtime graph optimization level."),
     name_prefix: str | None = typer.Option(
         None, help="Device-name prefix (default: this host's name)."

@@ -337,17 +337,16 @@ def _device(raw: dict[str, Any], defaults: dict[str, Any], where: _Where) -> Fle
 
 
 def _local_record(measurer: str, where: _Where) -> Device | None:
-    """The record of a local runtime setting (``onnxruntime:...``, ``torch:...``) on this
-    machine, whose features a fleet device without features takes."""
+    """The record of a local runtime setting (``onnxruntime:...``, ``litert:...``,
+    ``openvino:...``, ``torch:...``) on this machine, measurement protocol included, whose
+    features a fleet device without features takes."""
     from fleetnas.measure import split_spec
+    from fleetnas.measure.settings import RUNTIMES, local_device
 
-    kind, arg = split_spec(measurer)
-    if kind not in ("onnxruntime", "torch"):
+    if split_spec(measurer)[0] not in RUNTIMES:
         return None
-    from fleetnas.measure.settings import RuntimeSetting
-
     try:
-        return RuntimeSetting.parse(kind, arg)[0].device()
+        return local_device(measurer)
     except FleetnasError as exc:
         raise where.error("measurer", str(exc)) from None
 

@@ -121,7 +121,7 @@ def default_plan_name(fleet: Fleet, config: PlanConfig) -> str:
 
 
 #: Measurer kinds that time networks on this machine: their tasks never run beside other work.
-EXCLUSIVE_KINDS = ("onnxruntime", "torch")
+EXCLUSIVE_KINDS = ("onnxruntime", "torch", "litert", "openvino", "executorch")
 
 
 def is_exclusive(task: Task) -> bool:

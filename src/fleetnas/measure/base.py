@@ -15,6 +15,11 @@ holds for that name (:meth:`Store.device_identities`): values of another identit
 written without one (imported, or stored before identities were recorded), raise
 :class:`~fleetnas.errors.IdentityError` instead of being reused or mixed. ``fleetnas data verify``
 finds devices whose stored values already come from several identities.
+
+A design the device's runtime cannot convert, load or run is *unmeasurable*: the call goes on
+with the others, its values are NaN, :attr:`MeasureResult.failures` holds the runtime's
+message, and the store records it (statistic :data:`UNMEASURABLE`, value 1, the message in the
+row's extra and in the run's config), so later calls that reuse stored values do not try again.
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ if TYPE_CHECKING:
     from fleetnas.devices import Device
     from fleetnas.spaces import SearchSpace
     from fleetnas.store import Store
+
+
+#: Statistic under which an unmeasurable design is recorded (value 1, message in ``extra``).
+UNMEASURABLE = "unmeasurable"
 
 
 @dataclass
@@ -64,6 +73,8 @@ class MeasureResult:
     is_estimate: dict[str, bool] = field(default_factory=dict)
     stats: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     run_id: int | None = None
+    #: Unmeasurable designs: row of ``archs`` -> the runtime's message (their values are NaN).
+    failures: dict[int, str] = field(default_factory=dict)
 
     def __getitem__(self, metric: str) -> np.ndarray:
         return self.values[metric]
@@ -121,7 +132,13 @@ class Measurer(ABC):
             for m, v in zip(metrics, known, strict=True):
                 values[m] = v
             reused = np.all([np.isfinite(v) for v in known], axis=0)
-        todo = np.flatnonzero(~reused)
+        known_bad = np.zeros(n, dtype=bool)
+        if self.reuse and self.store is not None and n and self.writes_to_store:
+            rest = np.flatnonzero(~reused)
+            if len(rest):
+                flag = self._stored(space, archs[rest], metrics[0], UNMEASURABLE)
+                known_bad[rest[np.isfinite(flag)]] = True
+        todo = np.flatnonzero(~reused & ~known_bad)
         result = MeasureResult(
             archs=archs,
             values=values,
@@ -129,9 +146,13 @@ class Measurer(ABC):
             is_estimate={m: m in self.estimated_metrics for m in metrics},
             stats={},
         )
-        result.cost.reused = int(reused.sum())
+        result.cost.reused = int(reused.sum() + known_bad.sum())
+        for i in np.flatnonzero(known_bad):
+            result.failures[int(i)] = "recorded as unmeasurable on this device by an earlier run"
         if len(todo):
             fresh = self._measure(space, archs[todo], metrics)
+            for j, why in fresh.failures.items():
+                result.failures[int(todo[j])] = why
             for m in metrics:
                 values[m][todo] = fresh.values[m]
                 for stat, arr in fresh.stats.get(m, {}).items():
@@ -225,14 +246,21 @@ class Measurer(ABC):
                 f"({', '.join(changed) or 'family'} differ); measure under another device name"
             )
 
-    def _stored(self, space: SearchSpace, archs: np.ndarray, metric: str) -> np.ndarray:
-        """Stored values of ``metric`` for ``archs`` on this device (NaN where none)."""
+    def _stored(
+        self, space: SearchSpace, archs: np.ndarray, metric: str, statistic: str | None = None
+    ) -> np.ndarray:
+        """Stored values of ``metric`` (``statistic``, default the main one) for ``archs`` on
+        this device (NaN where none)."""
         from fleetnas.errors import UnknownNameError
 
         self.check_identity()
         try:
             found, vals = self.store.get_measurements(
-                space, self.device.name, metric, statistic=self.statistic, archs=archs
+                space,
+                self.device.name,
+                metric,
+                statistic=statistic or self.statistic,
+                archs=archs,
             )
         except UnknownNameError:  # a device the store has never seen has nothing stored
             return np.full(len(archs), np.nan)
@@ -242,24 +270,53 @@ class Measurer(ABC):
     def _write(self, space: SearchSpace, archs: np.ndarray, fresh: MeasureResult) -> int:
         from fleetnas.store import MeasurementBatch
 
-        with self.store.run("measure", self.run_config()) as run:
+        bad = np.zeros(len(archs), dtype=bool)
+        bad[list(fresh.failures)] = True
+        ok = ~bad
+        info = self.run_config()
+        if fresh.failures:
+            info[UNMEASURABLE] = {
+                space.format(archs[i]): why for i, why in sorted(fresh.failures.items())
+            }
+        with self.store.run("measure", info) as run:
             run.add_device(self.device)
             for metric, vals in fresh.values.items():
                 est = fresh.is_estimate.get(metric, metric in self.estimated_metrics)
                 extra = {k: v for k, v in fresh.stats.get(metric, {}).items() if k != "n"}
-                for stat, arr in {self.statistic: vals, **extra}.items():
+                n_all = np.broadcast_to(
+                    np.asarray(fresh.stats.get(metric, {}).get("n", 1)), (len(archs),)
+                )
+                for stat, arr in {self.statistic: vals, **extra}.items() if ok.any() else ():
                     run.add_measurements(
                         MeasurementBatch(
                             space=space,
-                            archs=archs,
+                            archs=archs[ok],
                             device=self.device.name,
                             metric=metric,
-                            values=arr,
+                            values=np.asarray(arr, dtype=float)[ok],
                             unit=fresh.units.get(metric, ""),
                             statistic=stat,
-                            n=fresh.stats.get(metric, {}).get("n", 1),
+                            n=n_all[ok],
                             method=self.method,
                             is_estimate=est,
+                            identity=self.identity_key,
+                        )
+                    )
+                if bad.any():
+                    rows = np.flatnonzero(bad)
+                    run.add_measurements(
+                        MeasurementBatch(
+                            space=space,
+                            archs=archs[rows],
+                            device=self.device.name,
+                            metric=metric,
+                            values=np.ones(len(rows)),
+                            unit="",
+                            statistic=UNMEASURABLE,
+                            n=0,
+                            method=self.method,
+                            is_estimate=False,
+                            extra=[{"error": fresh.failures[int(i)]} for i in rows],
                             identity=self.identity_key,
                         )
                     )

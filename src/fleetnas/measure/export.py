@@ -1,22 +1,27 @@
 """ONNX export of a space's networks, cached on disk by (space, arch hash, batch, precision,
-opset).
+opset, quantized nodes).
 
 Networks come from :meth:`SearchSpace.to_torch` with weights seeded by the architecture hash
 (latency does not depend on the values, but identical files make the cache reproducible).
 int8 models use ONNX Runtime's *static* quantization in QDQ format (weights and activations
 int8/uint8), calibrated on a few seeded standard-normal inputs: dynamic quantization would turn
 convolutions into ``ConvInteger``, which runs several times slower than fp32 on CPUs and is not
-what an int8 deployment uses. Files are written to a temporary name and renamed into place, so
-a killed export never leaves a truncated model in the cache.
+what an int8 deployment uses by default; it is offered as its own precision ``int8dyn`` (the
+``quant=dynamic`` setting) so the two can be compared as separate devices. ``nodes``
+restricts int8 quantization to the named ONNX nodes (a per-block compression policy); the
+default quantizes every supported node. Files are written to a temporary name and renamed into
+place, so a killed export never leaves a truncated model in the cache.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,11 +52,23 @@ def onnx_cache_dir() -> Path:
     return cache_dir() / "onnx"
 
 
+#: Precisions :func:`export_onnx` makes: fp32, static QDQ int8, dynamic int8.
+ONNX_PRECISIONS = ("fp32", "int8", "int8dyn")
+
+
 def onnx_path(
-    space: SearchSpace, arch: np.ndarray, batch: int, precision: str, opset: int = OPSET
+    space: SearchSpace,
+    arch: np.ndarray,
+    batch: int,
+    precision: str,
+    opset: int = OPSET,
+    nodes: Sequence[str] | None = None,
 ) -> Path:
     """Where the model of ``arch`` lives in the cache."""
-    key = f"{space.name}-{space.arch_hash(arch)}-b{batch}-{precision}-op{opset}.onnx"
+    tag = ""
+    if nodes:
+        tag = "-n" + hashlib.sha1("\n".join(sorted(nodes)).encode()).hexdigest()[:10]
+    key = f"{space.name}-{space.arch_hash(arch)}-b{batch}-{precision}{tag}-op{opset}.onnx"
     return onnx_cache_dir() / key
 
 
@@ -61,22 +78,30 @@ def export_onnx(
     batch: int = 1,
     precision: str = "fp32",
     opset: int = OPSET,
+    nodes: Sequence[str] | None = None,
 ) -> Exported:
-    """The cached ONNX model of one architecture (``D`` int array), exporting it if absent."""
+    """The cached ONNX model of one architecture (``D`` int array), exporting it if absent;
+    ``nodes`` (int8 precisions only) names the nodes to quantize."""
     import time
 
+    if precision not in ONNX_PRECISIONS:
+        raise MeasurementError(
+            f"cannot export precision {precision!r}; expected {', '.join(ONNX_PRECISIONS)}"
+        )
     t0 = time.perf_counter()
-    path = onnx_path(space, arch, batch, precision, opset)
+    path = onnx_path(space, arch, batch, precision, opset, nodes if precision != "fp32" else None)
     if path.exists():
         return Exported(path, True, time.perf_counter() - t0)
     path.parent.mkdir(parents=True, exist_ok=True)
     if precision == "fp32":
         _export_fp32(space, arch, batch, opset, path)
-    elif precision == "int8":
-        fp32 = export_onnx(space, arch, batch, "fp32", opset).path
-        _quantize_int8(fp32, space.input_shape(arch, batch), path, seed=_seed(space, arch))
     else:
-        raise MeasurementError(f"cannot export precision {precision!r}; expected fp32 or int8")
+        fp32 = export_onnx(space, arch, batch, "fp32", opset).path
+        if precision == "int8":
+            shape = space.input_shape(arch, batch)
+            _quantize_int8(fp32, shape, path, seed=_seed(space, arch), nodes=nodes)
+        else:
+            _quantize_dynamic(fp32, path, nodes=nodes)
     return Exported(path, False, time.perf_counter() - t0)
 
 
@@ -110,7 +135,33 @@ def _export_fp32(space: SearchSpace, arch: np.ndarray, batch: int, opset: int, p
             ) from exc
 
 
-def _quantize_int8(src: Path, shape: tuple[int, ...], path: Path, seed: int) -> None:
+def _quantize_dynamic(src: Path, path: Path, nodes: Sequence[str] | None = None) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with _atomic(path) as tmp:
+            quantize_dynamic(
+                str(src),
+                str(tmp),
+                weight_type=QuantType.QInt8,
+                nodes_to_quantize=list(nodes) if nodes else None,
+            )
+    except Exception as exc:
+        raise MeasurementError(f"dynamic int8 quantization of {src.name} failed: {exc}") from exc
+    finally:
+        root.setLevel(level)
+
+
+def _quantize_int8(
+    src: Path,
+    shape: tuple[int, ...],
+    path: Path,
+    seed: int,
+    nodes: Sequence[str] | None = None,
+) -> None:
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -147,6 +198,7 @@ def _quantize_int8(src: Path, shape: tuple[int, ...], path: Path, seed: int) -> 
                     quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8,
+                    nodes_to_quantize=list(nodes) if nodes else None,
                 )
     except MeasurementError:
         raise

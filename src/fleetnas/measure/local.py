@@ -1,21 +1,31 @@
-"""Real measurements on this machine with ONNX Runtime or PyTorch eager execution.
+"""Real measurements on this machine with ONNX Runtime, LiteRT, OpenVINO or PyTorch eager.
 
 ``onnxruntime:threads=1,batch=1,precision=fp32,opt=all`` exports each architecture's network to
 ONNX once (cached, :mod:`fleetnas.measure.export`) and times it in fresh worker processes
-(:mod:`fleetnas.measure.timing`); ``torch:threads=1,batch=1`` times the eager network itself.
-Each setting is its own device (:mod:`fleetnas.measure.settings`). Latency is milliseconds per
+(:mod:`fleetnas.measure.timing`); ``litert:threads=1,precision=fp32|fp16|int8`` runs the
+LiteRT interpreter (XNNPACK) on a ``litert-torch`` conversion and
+``openvino:threads=1,precision=fp32|int8,hint=latency`` the OpenVINO CPU plugin on the ONNX
+export (int8 through NNCF), both converted once and cached (:mod:`fleetnas.measure.convert`);
+``executorch:threads=1`` runs an ExecuTorch program lowered to XNNPACK (fp32);
+``torch:threads=1,batch=1`` times the eager network itself. Each setting, under its measurement
+protocol, is its own device (:mod:`fleetnas.measure.settings`). Latency is milliseconds per
 batch (the median of all timed runs). Energy is offered only when a real meter (RAPL, NVML)
-answers on this machine; it is never estimated.
+answers on this machine; it is never estimated. A design that fails to convert, load or run is
+*unmeasurable*: its value is NaN, the runtime's message is in
+:attr:`~fleetnas.measure.base.MeasureResult.failures` and the store, and the others go on.
 
-Spec keys: ``threads``, ``batch``, ``precision`` (``fp32``/``int8``), ``opt`` (``disable``,
-``basic``, ``extended``, ``all``) select the device; ``prefix`` names it (default ``local``);
-the fields of :class:`~fleetnas.measure.timing.TimingConfig` (``repeats``, ``processes``,
-``warmup``, ``retries``, ``cpus=0+1``, ``energy=1``, noise thresholds) set how it is measured.
+Spec keys: ``threads``, ``batch``, ``precision``, ``opt`` (ONNX Runtime: ``disable``,
+``basic``, ``extended``, ``all``), ``quant`` (ONNX Runtime int8: ``static``/``dynamic``),
+``hint`` (OpenVINO: ``latency``/``throughput``) select the device; ``prefix`` names it (default
+``local``); the fields of :class:`~fleetnas.measure.timing.TimingConfig` (``repeats``,
+``processes``, ``warmup``, ``retries``, ``cpus=0+1``, ``pin=0``, ``energy=1``, noise thresholds)
+set the protocol it is measured under.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +33,7 @@ import numpy as np
 
 from fleetnas.errors import InputError, MeasurementError
 from fleetnas.measure.base import MEASURERS, MeasurementCost, Measurer, MeasureResult
+from fleetnas.measure.convert import convert_many
 from fleetnas.measure.energy import detect_meter
 from fleetnas.measure.export import OPSET, export_onnx
 from fleetnas.measure.settings import RuntimeSetting
@@ -33,6 +44,8 @@ if TYPE_CHECKING:
     from fleetnas.spaces import SearchSpace
     from fleetnas.store import Store
 
+#: Runtimes whose models :mod:`fleetnas.measure.convert` makes, and the worker entry's field.
+CONVERTED = {"litert": "tflite", "openvino": "onnx", "executorch": "pte"}
 #: Per-value statistics stored next to the median (``noisy`` is 1 where every attempt was noisy).
 EXTRA_STATS = ("p90", "iqr", "min", "noisy", "attempts")
 
@@ -55,7 +68,14 @@ class LocalRuntimeMeasurer(Measurer):
         self.setting = setting
         self.timing = timing or TimingConfig()
         self.meter = detect_meter("auto") if self.timing.energy else None
-        device = device or setting.device(prefix=device_prefix)
+        device = device or setting.device(prefix=device_prefix, timing=self.timing)
+        wanted = self.timing.protocol()
+        if device.features.get("protocol", wanted) != wanted:
+            raise InputError(
+                f"device {device.name!r} was recorded under the protocol "
+                f"{device.features['protocol']!r}, not {wanted!r}; measure it under its own "
+                "protocol or under another device name"
+            )
         super().__init__(device, store=store, reuse=reuse)
         self.method = setting.runtime
         real_energy = self.meter is not None and self.meter.is_real
@@ -64,28 +84,54 @@ class LocalRuntimeMeasurer(Measurer):
         self.last_export: tuple[int, int, float] = (0, 0, 0.0)
         self.last_report: TimingReport | None = None
 
-    def prepare(self, space: SearchSpace, archs: np.ndarray) -> list[dict[str, Any]]:
-        """Worker model entries (one per distinct architecture), exporting ONNX as needed."""
+    def prepare(
+        self, space: SearchSpace, archs: np.ndarray
+    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """Worker model entries (one per distinct architecture), exporting or converting models
+        as needed, and the designs that could not be converted (arch hash -> message)."""
         models: list[dict[str, Any]] = []
+        failures: dict[str, str] = {}
         seen: set[str] = set()
         exported = cached = 0
         seconds = 0.0
-        for arch in space.check(archs):
-            key = space.arch_hash(arch)
-            if key in seen:
-                continue
-            seen.add(key)
-            if self.setting.runtime == "onnxruntime":
-                ex = export_onnx(space, arch, self.setting.batch, self.setting.precision)
+        s = self.setting
+        archs = space.check(archs)
+        keys = [space.arch_hash(a) for a in archs]
+        first = [i for i, k in enumerate(keys) if not (k in seen or seen.add(k))]
+        if s.runtime in CONVERTED:
+            t0 = time.perf_counter()
+            done = convert_many(s.runtime, space, archs[first], s.batch, s.precision)
+            seconds = time.perf_counter() - t0
+            field = CONVERTED[s.runtime]
+            for i, c in zip(first, done, strict=True):
+                if c.path is None:
+                    failures[keys[i]] = c.error
+                    continue
+                exported += not c.cached
+                cached += c.cached
+                name = "ir" if c.path.suffix == ".xml" else field
+                models.append({"key": keys[i], name: str(c.path)})
+        for i in first if s.runtime in ("onnxruntime", "torch") else ():
+            arch, key = archs[i], keys[i]
+            if s.runtime == "onnxruntime":
+                try:
+                    ex = export_onnx(space, arch, s.batch, self._onnx_precision())
+                except MeasurementError as exc:
+                    failures[key] = str(exc)
+                    continue
                 exported += not ex.cached
                 cached += ex.cached
                 seconds += ex.seconds
                 models.append({"key": key, "onnx": str(ex.path)})
             else:
-                space.input_shape(arch, self.setting.batch)  # fails early if not runnable
+                space.input_shape(arch, s.batch)  # fails early if not runnable
                 models.append({"key": key, "space": space.name, "arch": space.format(arch)})
         self.last_export = (exported, cached, seconds)
-        return models
+        return models, failures
+
+    def _onnx_precision(self) -> str:
+        s = self.setting
+        return "int8dyn" if (s.precision, s.quant) == ("int8", "dynamic") else s.precision
 
     def _measure(
         self,
@@ -95,7 +141,7 @@ class LocalRuntimeMeasurer(Measurer):
         deadline: float | None = None,
         cancel: threading.Event | None = None,
     ) -> MeasureResult:
-        models = self.prepare(space, archs)
+        models, failures = self.prepare(space, archs)
         report = time_models(
             models,
             self.setting.runtime,
@@ -105,21 +151,29 @@ class LocalRuntimeMeasurer(Measurer):
             self.timing,
             deadline=deadline,
             cancel=cancel,
+            keep_going=True,
+            hint=self.setting.hint,
         )
         self.last_report = report
+        failures.update(report.failures)
         keys = [space.arch_hash(a) for a in archs]
-        timings = [report.timings[k] for k in keys]
+        timings = [report.timings.get(k) for k in keys]
+
+        def column(get: Any) -> np.ndarray:
+            return np.array([np.nan if t is None else get(t) for t in timings], dtype=float)
+
         lat_stats = {
-            name: np.array([t.stats[name] for t in timings], dtype=float)
+            name: column(lambda t, name=name: t.stats[name])
             for name in ("median", "p90", "iqr", "min")
         }
         stats_lat = {
             "p90": lat_stats["p90"],
             "iqr": lat_stats["iqr"],
             "min": lat_stats["min"],
-            "noisy": np.array([float(t.noisy) for t in timings]),
-            "attempts": np.array([float(t.attempts) for t in timings]),
-            "n": np.array([int(t.stats["n"]) for t in timings], dtype=np.int64),
+            "session_spread": column(lambda t: t.session_spread),
+            "noisy": column(lambda t: float(t.noisy)),
+            "attempts": column(lambda t: float(t.attempts)),
+            "n": np.array([0 if t is None else int(t.stats["n"]) for t in timings], np.int64),
         }
         values: dict[str, np.ndarray] = {}
         units: dict[str, str] = {}
@@ -128,13 +182,16 @@ class LocalRuntimeMeasurer(Measurer):
             if m == "latency":
                 values[m], units[m], stats[m] = lat_stats["median"], "ms", stats_lat
             elif m == "energy":
-                vals = [t.energy_j for t in timings]
+                vals = [t.energy_j for t in timings if t is not None]
                 if any(v is None for v in vals):
                     raise MeasurementError(f"no real energy meter answered on {self.device.name!r}")
-                values[m] = np.array(vals, dtype=float) * 1e3
+                values[m] = column(lambda t: t.energy_j) * 1e3
                 units[m] = "mJ"
                 stats[m] = {"n": np.full(len(archs), self.timing.processes, dtype=np.int64)}
-        cost = MeasurementCost(measurements=len(models), device_seconds=report.device_seconds)
+        # a failed attempt used device time but gave no value: it is not a measurement
+        cost = MeasurementCost(
+            measurements=len(models) - len(report.failures), device_seconds=report.device_seconds
+        )
         return MeasureResult(
             archs=archs,
             values=values,
@@ -142,6 +199,7 @@ class LocalRuntimeMeasurer(Measurer):
             cost=cost,
             is_estimate={m: False for m in metrics},
             stats=stats,
+            failures={i: failures[k] for i, k in enumerate(keys) if k in failures},
         )
 
     def measure_within(
@@ -163,6 +221,12 @@ class LocalRuntimeMeasurer(Measurer):
             )
         result = self._measure(space, archs, metrics, deadline=deadline, cancel=cancel)
         self.total_cost.add(result.cost)
+        if result.failures:
+            i, why = next(iter(result.failures.items()))
+            raise MeasurementError(
+                f"{len(result.failures)} design(s) could not be measured on "
+                f"{self.device.name!r}; {space.format(archs[i])!r}: {why}"
+            )
         return result
 
     def identity(self) -> dict[str, Any]:
@@ -234,10 +298,9 @@ class LocalRuntimeMeasurer(Measurer):
             **super().info(),
             "setting": self.setting.to_dict(),
             "timing": self.timing.to_dict(),
-            "opset": OPSET if self.setting.runtime == "onnxruntime" else None,
-            "int8": "onnxruntime static QDQ, random-normal calibration"
-            if self.setting.precision == "int8"
-            else None,
+            "opset": OPSET if self.setting.runtime in ("onnxruntime", "openvino") else None,
+            "conversion": self.device.features.get("quantization") or None,
+            "protocol": self.timing.protocol(),
             "energy_meter": self.meter.describe() if self.meter is not None else None,
             "workers": self.last_report.workers if self.last_report is not None else [],
             "host": host_info(),
@@ -273,6 +336,9 @@ def _factory(runtime: str):
 
 MEASURERS.add("onnxruntime", _factory("onnxruntime"))
 MEASURERS.add("torch", _factory("torch"))
+MEASURERS.add("litert", _factory("litert"))
+MEASURERS.add("openvino", _factory("openvino"))
+MEASURERS.add("executorch", _factory("executorch"))
 
 
 def local_settings(

@@ -1,9 +1,13 @@
 """Runtime settings of this machine: each distinct setting is its own device.
 
-A :class:`RuntimeSetting` (runtime, intra-op threads, batch size, precision, graph optimization
-level) plus the host's CPU model, core count and memory make a :class:`~fleetnas.devices.Device`
-of family ``local_runtime`` named like ``local-ort-t1-b1-fp32-optall``. So this one machine is a
-small real fleet (1 vs 2 threads x batch 1 vs 8 x fp32 vs int8 ...).
+A :class:`RuntimeSetting` (runtime, intra-op threads, batch size, precision, and the runtime's own
+knobs: ONNX Runtime's graph optimization level and int8 quantization mode, OpenVINO's performance
+hint) plus the host's CPU model, core count and memory, plus the measurement protocol
+(:meth:`~fleetnas.measure.timing.TimingConfig.protocol`), make a
+:class:`~fleetnas.devices.Device` of family ``local_runtime`` named like
+``local-ort-t1-b1-fp32-optall``. So this one machine is a small real fleet (ONNX Runtime, LiteRT,
+OpenVINO, PyTorch eager x threads x batch x precision ...), and two protocols on one setting are
+two devices: their fingerprints differ, so a store never merges their values.
 """
 
 from __future__ import annotations
@@ -12,19 +16,46 @@ import os
 import re
 from dataclasses import asdict, dataclass
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fleetnas.devices import Device
 from fleetnas.errors import InputError
-from fleetnas.measure.spec import parse_options
+from fleetnas.measure.spec import parse_options, split_spec
 
-RUNTIMES = ("onnxruntime", "torch")
-PRECISIONS = {"onnxruntime": ("fp32", "int8"), "torch": ("fp32",)}
+if TYPE_CHECKING:
+    from fleetnas.measure.timing import TimingConfig
+
+RUNTIMES = ("onnxruntime", "torch", "litert", "openvino", "executorch")
+PRECISIONS = {
+    "onnxruntime": ("fp32", "int8"),
+    "torch": ("fp32",),
+    "litert": ("fp32", "fp16", "int8"),
+    "openvino": ("fp32", "int8"),
+    "executorch": ("fp32",),
+}
 #: ONNX Runtime graph optimization levels (``GraphOptimizationLevel.ORT_*``).
 OPT_LEVELS = ("disable", "basic", "extended", "all")
-_SHORT = {"onnxruntime": "ort", "torch": "torch"}
+#: ONNX Runtime int8 modes: static QDQ (calibrated activations) or dynamic (weights only ahead).
+QUANT_MODES = ("static", "dynamic")
+#: OpenVINO performance hints.
+HINTS = ("latency", "throughput")
+_SHORT = {
+    "onnxruntime": "ort",
+    "torch": "torch",
+    "litert": "litert",
+    "openvino": "ov",
+    "executorch": "et",
+}
+#: The package whose version identifies each runtime.
+_PACKAGE = {
+    "onnxruntime": "onnxruntime",
+    "torch": "torch",
+    "litert": "ai-edge-litert",
+    "openvino": "openvino",
+    "executorch": "executorch",
+}
 #: Keys of a spec string that select the device (the rest are measuring options).
-SETTING_KEYS = ("threads", "batch", "precision", "opt")
+SETTING_KEYS = ("threads", "batch", "precision", "opt", "quant", "hint")
 
 
 @dataclass(frozen=True)
@@ -36,6 +67,8 @@ class RuntimeSetting:
     batch: int = 1
     precision: str = "fp32"
     opt: str = "all"
+    quant: str = "static"
+    hint: str = "latency"
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
@@ -51,14 +84,28 @@ class RuntimeSetting:
             )
         if self.opt not in OPT_LEVELS:
             raise InputError(f"opt {self.opt!r} is not one of {', '.join(OPT_LEVELS)}")
-        if self.runtime == "torch" and self.opt != "all":
+        if self.runtime != "onnxruntime" and self.opt != "all":
             raise InputError("opt (graph optimization level) applies to onnxruntime only")
+        if self.quant not in QUANT_MODES:
+            raise InputError(f"quant {self.quant!r} is not one of {', '.join(QUANT_MODES)}")
+        if self.quant == "dynamic" and (self.runtime, self.precision) != ("onnxruntime", "int8"):
+            raise InputError("quant=dynamic applies to onnxruntime with precision=int8 only")
+        if self.hint not in HINTS:
+            raise InputError(f"hint {self.hint!r} is not one of {', '.join(HINTS)}")
+        if self.runtime != "openvino" and self.hint != "latency":
+            raise InputError("hint (performance hint) applies to openvino only")
 
     @property
     def slug(self) -> str:
-        """``ort-t1-b1-fp32-optall`` / ``torch-t1-b1-fp32``."""
-        base = f"{_SHORT[self.runtime]}-t{self.threads}-b{self.batch}-{self.precision}"
-        return base + (f"-opt{self.opt}" if self.runtime == "onnxruntime" else "")
+        """``ort-t1-b1-fp32-optall``, ``ort-t1-b1-int8dyn-optall``, ``torch-t1-b1-fp32``,
+        ``litert-t1-b1-int8``, ``ov-t1-b1-fp32-latency``, ``et-t1-b1-fp32``."""
+        precision = self.precision + ("dyn" if self.quant == "dynamic" else "")
+        base = f"{_SHORT[self.runtime]}-t{self.threads}-b{self.batch}-{precision}"
+        if self.runtime == "onnxruntime":
+            return f"{base}-opt{self.opt}"
+        if self.runtime == "openvino":
+            return f"{base}-{self.hint}"
+        return base
 
     def device_name(self, prefix: str = "local") -> str:
         return f"{prefix}-{self.slug}"
@@ -68,6 +115,10 @@ class RuntimeSetting:
         body = f"threads={self.threads},batch={self.batch},precision={self.precision}"
         if self.runtime == "onnxruntime":
             body += f",opt={self.opt}"
+            if self.quant != "static":
+                body += f",quant={self.quant}"
+        if self.runtime == "openvino":
+            body += f",hint={self.hint}"
         return f"{self.runtime}:{body}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,8 +143,16 @@ class RuntimeSetting:
         chosen = {k: opts.pop(k) for k in SETTING_KEYS if k in opts}
         return cls.from_dict({"runtime": runtime, **chosen}), opts
 
-    def device(self, prefix: str = "local", host: dict[str, Any] | None = None) -> Device:
-        """This setting on the host described by ``host`` (default: this machine)."""
+    def device(
+        self,
+        prefix: str = "local",
+        host: dict[str, Any] | None = None,
+        timing: TimingConfig | None = None,
+    ) -> Device:
+        """This setting on the host described by ``host`` (default: this machine), measured
+        under ``timing``'s protocol (default: :class:`TimingConfig`'s)."""
+        from fleetnas.measure.timing import TimingConfig
+
         host = host if host is not None else host_features()
         features: dict[str, Any] = {
             "runtime": self.runtime,
@@ -101,7 +160,8 @@ class RuntimeSetting:
             "threads": self.threads,
             "batch_size": self.batch,
             "precision": self.precision,
-            **({"graph_opt": self.opt} if self.runtime == "onnxruntime" else {}),
+            **self._runtime_features(),
+            "protocol": (timing or TimingConfig()).protocol(),
             **host,
         }
         return Device(
@@ -111,6 +171,60 @@ class RuntimeSetting:
             measurer=self.spec(),
             description=f"{self.runtime} on {host.get('cpu_model', 'this CPU')}",
         )
+
+    def _runtime_features(self) -> dict[str, Any]:
+        """What else identifies the setting: how the model was converted and is executed."""
+        if self.runtime == "onnxruntime":
+            out: dict[str, Any] = {"graph_opt": self.opt}
+            if self.precision == "int8":
+                out["quantization"] = (
+                    "static QDQ, random-normal calibration"
+                    if self.quant == "static"
+                    else "dynamic (QOperator, weights int8 ahead of time)"
+                )
+            return out
+        if self.runtime == "litert":
+            return {
+                "converter": f"litert-torch {runtime_version('litert-torch', raw=True)}",
+                "delegate": "xnnpack",
+                **(
+                    {"quantization": _LITERT_QUANT[self.precision]}
+                    if self.precision in _LITERT_QUANT
+                    else {}
+                ),
+            }
+        if self.runtime == "executorch":
+            return {
+                "converter": "torch.export + to_edge_transform_and_lower",
+                "delegate": "xnnpack",
+            }
+        if self.runtime == "openvino":
+            out = {"hint": self.hint, "inference_precision": "f32"}
+            if self.precision == "int8":
+                out["quantization"] = (
+                    f"nncf {runtime_version('nncf', raw=True)} post-training, "
+                    "random-normal calibration"
+                )
+            return out
+        return {}
+
+
+#: How LiteRT's reduced precisions are made (ai-edge-quantizer on the fp32 flatbuffer).
+_LITERT_QUANT = {
+    "fp16": "weights float16 (ai-edge-quantizer float casting), fp32 compute",
+    "int8": "full-integer static (ai-edge-quantizer static_wi8_ai8), random-normal calibration",
+}
+
+
+def local_device(spec: str, prefix: str | None = None) -> Device:
+    """This machine's record for a local runtime spec (``onnxruntime:threads=1,repeats=5``,
+    ``litert:precision=int8``...): its setting and its measurement protocol are its identity."""
+    from fleetnas.measure.timing import TimingConfig
+
+    kind, arg = split_spec(spec)
+    setting, rest = RuntimeSetting.parse(kind, arg)
+    name_prefix = rest.pop("prefix", prefix or "local")
+    return setting.device(prefix=name_prefix, timing=TimingConfig.from_options(rest))
 
 
 def _coerce(key: str, value: Any) -> Any:
@@ -122,9 +236,11 @@ def _coerce(key: str, value: Any) -> Any:
     return str(value)
 
 
-def runtime_version(runtime: str) -> str:
+def runtime_version(runtime: str, raw: bool = False) -> str:
+    """The installed version of ``runtime`` (a runtime name, or a package name with ``raw``);
+    ``"absent"`` when it is not installed."""
     try:
-        return metadata.version(runtime)
+        return metadata.version(runtime if raw else _PACKAGE.get(runtime, runtime))
     except metadata.PackageNotFoundError:
         return "absent"
 

@@ -1,6 +1,7 @@
 """Measurer spec strings and the factory ``get_measurer``.
 
 A spec is ``KIND`` or ``KIND:ARG``: ``table:DEVICE``, ``onnxruntime:threads=1,batch=1``,
+``litert:threads=1,precision=int8``, ``openvino:threads=1,precision=fp32,hint=latency``,
 ``torch:threads=2``, ``agent:http://host:port``, ``sim:...``. ``KIND`` names a factory registered
 in :data:`~fleetnas.measure.base.MEASURERS` with the signature::
 
@@ -31,6 +32,9 @@ PLUGINS: dict[str, str] = {
     "table": "fleetnas.measure.table",
     "onnxruntime": "fleetnas.measure.local",
     "torch": "fleetnas.measure.local",
+    "litert": "fleetnas.measure.local",
+    "openvino": "fleetnas.measure.local",
+    "executorch": "fleetnas.measure.local",
     "agent": "fleetnas.measure.remote",
     "sim": "fleetnas.sim",
 }

@@ -7,7 +7,14 @@ median, p90, IQR, min and n. A model is *noisy* when its relative IQR is large, 
 per-process medians disagree, or when its samples split into two modes with a wide gap (seen
 with two threads on a shared two-core machine). Noisy models are measured again in new
 processes up to ``retries`` times; the cleanest attempt is kept and, if every attempt was
-noisy, it is kept with ``noisy = 1`` rather than silently.
+noisy, it is kept with ``noisy = 1`` rather than silently. The spread of the per-process
+medians (``session_spread``) is each value's noise estimate from independent sessions.
+
+Every real measurer (ONNX Runtime, LiteRT, OpenVINO, torch) shares this protocol;
+:meth:`TimingConfig.protocol` is its canonical text, stored as the device feature ``protocol``,
+so values taken under two protocols never count as one device. Workers are pinned with
+:func:`os.sched_setaffinity` to ``cpus`` when given, or by default (``pin=1``) to the last
+``threads`` CPUs this process may use, where the platform offers affinity at all.
 """
 
 from __future__ import annotations
@@ -47,6 +54,9 @@ class TimingConfig:
     #: ... and the smaller side holds at least this share of the samples.
     minor_mode_min: float = 0.15
     cpus: tuple[int, ...] | None = None
+    #: Pin each worker to the last ``threads`` allowed CPUs when ``cpus`` is not given (where
+    #: the platform has CPU affinity); ``pin=0`` leaves placement to the scheduler.
+    pin: bool = True
     energy: bool = False
     energy_count: int = 50
     energy_idle_s: float = 0.5
@@ -89,6 +99,17 @@ class TimingConfig:
         d = asdict(self)
         d["cpus"] = list(self.cpus) if self.cpus else None
         return d
+
+    def protocol(self) -> str:
+        """The parts of this config that shape a stored value, as one canonical line (the
+        device feature ``protocol``); seed and energy settings are not part of it."""
+        pin = "+".join(map(str, self.cpus)) if self.cpus else ("auto" if self.pin else "none")
+        return (
+            f"median of warmup={self.warmup} repeats={self.repeats} x sessions={self.processes}"
+            f" fresh processes; retries={self.retries} when noisy (rel_iqr>{self.rel_iqr_max:g}"
+            f" or session_spread>{self.process_spread_max:g} or bimodal gap>{self.gap_min:g}"
+            f"/{self.minor_mode_min:g}); pin={pin}"
+        )
 
 
 @lru_cache(maxsize=1)
@@ -157,6 +178,13 @@ class Timing:
     def stats(self) -> dict[str, float]:
         return summarize(self.samples)
 
+    @property
+    def session_spread(self) -> float:
+        """(max - min) / median of the per-process medians: the noise between independent
+        sessions (0 with one process)."""
+        pm, med = self.process_medians, float(np.median(self.samples))
+        return float((pm.max() - pm.min()) / med) if len(pm) > 1 and med > 0 else 0.0
+
     def _rank(self) -> tuple[bool, float]:
         s = self.stats
         return (self.noisy, s["iqr"] / s["median"] if s["median"] > 0 else np.inf)
@@ -170,6 +198,8 @@ class TimingReport:
     timings: dict[str, Timing]
     device_seconds: float
     workers: list[dict[str, Any]] = field(default_factory=list)
+    #: Models that could not be loaded or run (key -> the runtime's message).
+    failures: dict[str, str] = field(default_factory=dict)
 
 
 def time_models(
@@ -181,11 +211,15 @@ def time_models(
     cfg: TimingConfig | None = None,
     deadline: float | None = None,
     cancel: threading.Event | None = None,
+    keep_going: bool = False,
+    hint: str = "latency",
 ) -> TimingReport:
     """Time ``models`` (worker model entries with unique ``key``) under one setting.
 
     ``deadline`` is a :func:`time.monotonic` instant after which the running worker is killed
-    and :class:`MeasurementError` raised; ``cancel`` stops the same way when set.
+    and :class:`MeasurementError` raised; ``cancel`` stops the same way when set. A model the
+    runtime cannot load or run raises :class:`MeasurementError`, or with ``keep_going`` is
+    left out of ``timings`` and named in ``failures`` with the runtime's message.
     """
     cfg = cfg or TimingConfig()
     keys = [m["key"] for m in models]
@@ -196,14 +230,17 @@ def time_models(
         "threads": threads,
         "batch": batch,
         "opt": opt,
+        "hint": hint,
         "warmup": cfg.warmup,
         "repeats": cfg.repeats,
         "cpus": list(cfg.cpus) if cfg.cpus else None,
+        "pin": cfg.pin,
         "energy": {"meter": "auto", "count": cfg.energy_count, "idle_s": cfg.energy_idle_s}
         if cfg.energy
         else None,
     }
     best: dict[str, Timing] = {}
+    failures: dict[str, str] = {}
     workers: list[dict[str, Any]] = []
     device_seconds = 0.0
     todo = list(models)
@@ -218,11 +255,17 @@ def time_models(
                 {k: out.get(k) for k in ("pid", "affinity", "energy_meter")}
                 | {"attempt": attempt, "seconds": seconds}
             )
+            for key, why in out.get("errors", {}).items():
+                if not keep_going:
+                    raise MeasurementError(why)
+                failures.setdefault(key, why)
             for key, samples in out["times_ms"].items():
                 per_key[key].append(samples)
             for key, joules in out.get("energy_j", {}).items():
                 energy[key].append(joules)
         for key, runs in per_key.items():
+            if key in failures or not runs:
+                continue
             pooled = np.concatenate([np.asarray(r, dtype=float) for r in runs])
             medians = np.array([np.median(r) for r in runs])
             t = Timing(
@@ -236,10 +279,14 @@ def time_models(
             if prev is None or t._rank() < prev._rank():
                 best[key] = t
             best[key].attempts = attempt
-        todo = [m for m in todo if best[m["key"]].noisy]
+        todo = [m for m in todo if m["key"] not in failures and best[m["key"]].noisy]
         if not todo:
             break
-    return TimingReport(timings=best, device_seconds=device_seconds, workers=workers)
+    for key in failures:
+        best.pop(key, None)
+    return TimingReport(
+        timings=best, device_seconds=device_seconds, workers=workers, failures=failures
+    )
 
 
 def _run_worker(

@@ -1,11 +1,15 @@
 """One fresh measuring process: ``python -m fleetnas.measure.worker`` reads a JSON job on stdin
 and writes one JSON line with the timings on stdout.
 
-The job names a runtime (``onnxruntime`` or ``torch``), intra-op threads, batch size, graph
-optimization level, optional CPU affinity, warm-up and repeat counts, and the models: ONNX files
-(``{"key", "onnx"}``) or space networks (``{"key", "space", "arch"}``, torch only). Each model is
-loaded, warmed up, then timed ``repeats`` times back to back; models run in a seeded random
-order so slow drift does not always hit the same architecture. The worker imports only what its
+The job names a runtime (``onnxruntime``, ``openvino``, ``litert``, ``executorch`` or
+``torch``), intra-op threads, batch size, graph optimization level (ONNX Runtime), performance
+hint (OpenVINO), optional CPU affinity, warm-up and repeat counts, and the models: ONNX files
+(``{"key", "onnx"}``, read by ONNX Runtime and OpenVINO), OpenVINO IR files (``{"key", "ir"}``),
+LiteRT flatbuffers (``{"key", "tflite"}``), ExecuTorch programs (``{"key", "pte"}``) or space
+networks (``{"key", "space", "arch"}``, torch only). Each model is loaded, warmed up, then timed
+``repeats`` times back to back; models run in a seeded random order so slow drift does not
+always hit the same architecture. A model that fails to load or run is reported under
+``errors`` with the runtime's message and the others go on. The worker imports only what its
 runtime needs, exits when its parent dies, and never runs models in parallel.
 """
 
@@ -68,6 +72,75 @@ def _ort_runner(model: dict[str, Any], job: dict[str, Any]) -> Callable[[], obje
     return lambda: sess.run(None, feeds)
 
 
+def _random_feed(rng: np.random.Generator, shape: list[int], dtype: Any) -> np.ndarray:
+    dt = np.dtype(dtype)
+    if np.issubdtype(dt, np.integer):
+        info = np.iinfo(dt)
+        return rng.integers(max(info.min, -128), min(info.max, 127) + 1, shape).astype(dt)
+    return rng.standard_normal(shape).astype(dt)
+
+
+def _litert_runner(model: dict[str, Any], job: dict[str, Any]) -> Callable[[], object]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        it = Interpreter(model_path=model["tflite"], num_threads=int(job["threads"]))
+        it.allocate_tensors()
+    except Exception as exc:
+        raise JobError(f"LiteRT cannot load model {model['key']}: {exc}") from None
+    rng = np.random.default_rng(int(job.get("seed", 0)))
+    for d in it.get_input_details():
+        it.set_tensor(d["index"], _random_feed(rng, [int(v) for v in d["shape"]], d["dtype"]))
+    return it.invoke
+
+
+_OV_CORE: list[Any] = []
+
+
+def _openvino_runner(model: dict[str, Any], job: dict[str, Any]) -> Callable[[], object]:
+    import openvino as ov
+
+    if not _OV_CORE:
+        _OV_CORE.append(ov.Core())
+    hint = str(job.get("hint", "latency")).upper()
+    config: dict[str, Any] = {
+        "PERFORMANCE_HINT": hint,
+        "INFERENCE_NUM_THREADS": int(job["threads"]),
+        "INFERENCE_PRECISION_HINT": "f32",  # the CPU plugin would pick bf16 where it can
+    }
+    if hint == "LATENCY":
+        config["NUM_STREAMS"] = 1
+    path = model.get("ir") or model["onnx"]
+    try:
+        compiled = _OV_CORE[0].compile_model(path, "CPU", config)
+        req = compiled.create_infer_request()
+    except Exception as exc:
+        raise JobError(f"OpenVINO cannot load model {model['key']}: {exc}") from None
+    rng = np.random.default_rng(int(job.get("seed", 0)))
+    feeds = {}
+    for i, port in enumerate(compiled.inputs):
+        shape = [int(d) for d in port.get_shape()]
+        feeds[i] = _random_feed(rng, shape, port.get_element_type().to_dtype())
+    return lambda: req.infer(feeds)
+
+
+def _executorch_runner(model: dict[str, Any], job: dict[str, Any]) -> Callable[[], object]:
+    import torch
+    from executorch.runtime import Runtime
+
+    try:
+        method = Runtime.get().load_program(model["pte"]).load_method("forward")
+    except Exception as exc:
+        raise JobError(f"ExecuTorch cannot load model {model['key']}: {exc}") from None
+    meta = method.metadata
+    rng = np.random.default_rng(int(job.get("seed", 0)))
+    inputs = []
+    for i in range(meta.num_inputs()):
+        shape = [int(d) for d in meta.input_tensor_meta(i).sizes()]
+        inputs.append(torch.from_numpy(rng.standard_normal(shape).astype(np.float32)))
+    return lambda: method.execute(inputs)
+
+
 def _torch_runner(model: dict[str, Any], job: dict[str, Any]) -> Callable[[], object]:
     import torch
 
@@ -90,11 +163,18 @@ def _torch_runner(model: dict[str, Any], job: dict[str, Any]) -> Callable[[], ob
 
 def _setup(job: dict[str, Any]) -> None:
     cpus = job.get("cpus")
+    if not cpus and job.get("pin") and hasattr(os, "sched_getaffinity"):
+        allowed = sorted(os.sched_getaffinity(0))
+        cpus = allowed[-max(1, min(int(job["threads"]), len(allowed))) :]
     if cpus:
         try:
             os.sched_setaffinity(0, {int(c) for c in cpus})
         except (OSError, AttributeError, ValueError) as exc:
             raise JobError(f"cannot pin to CPUs {cpus}: {exc}") from None
+    if job["runtime"] == "executorch":
+        from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+
+        _unsafe_reset_threadpool(int(job["threads"]))
     if job["runtime"] == "torch":
         import torch
 
@@ -107,7 +187,13 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Time every model of ``job``; returns ``times_ms[key] -> list`` and run facts."""
     parent = os.getppid()
     _setup(job)
-    make = {"onnxruntime": _ort_runner, "torch": _torch_runner}.get(job["runtime"])
+    make = {
+        "onnxruntime": _ort_runner,
+        "torch": _torch_runner,
+        "litert": _litert_runner,
+        "openvino": _openvino_runner,
+        "executorch": _executorch_runner,
+    }.get(job["runtime"])
     if make is None:
         raise JobError(f"unknown runtime {job['runtime']!r}")
     warmup, repeats = int(job["warmup"]), int(job["repeats"])
@@ -121,6 +207,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             meter = None
     order = np.random.default_rng(int(job.get("seed", 0))).permutation(len(job["models"]))
     times: dict[str, list[float]] = {}
+    errors: dict[str, str] = {}
     energies: dict[str, float] = {}
     load_s: dict[str, float] = {}
     for i in order:
@@ -128,15 +215,22 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             raise JobError("parent process is gone")
         model = job["models"][int(i)]
         t0 = time.perf_counter()
-        run = make(model, job)
-        load_s[model["key"]] = time.perf_counter() - t0
-        for _ in range(warmup):
-            run()
-        samples = []
-        for _ in range(repeats):
-            t = time.perf_counter_ns()
-            run()
-            samples.append((time.perf_counter_ns() - t) / 1e6)
+        try:
+            run = make(model, job)
+            load_s[model["key"]] = time.perf_counter() - t0
+            for _ in range(warmup):
+                run()
+            samples = []
+            for _ in range(repeats):
+                t = time.perf_counter_ns()
+                run()
+                samples.append((time.perf_counter_ns() - t) / 1e6)
+        except JobError as exc:
+            errors[model["key"]] = str(exc)
+            continue
+        except Exception as exc:  # the runtime's own error types; its message names the cause
+            errors[model["key"]] = f"{job['runtime']} failed on model {model['key']}: {exc}"
+            continue
         times[model["key"]] = samples
         if meter is not None:
             from fleetnas.measure.energy import energy_per_inference
@@ -149,6 +243,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     return {
         "ok": True,
         "times_ms": times,
+        "errors": errors,
         "energy_j": energies,
         "energy_meter": meter.name if meter is not None else "none",
         "load_s": load_s,
