@@ -265,7 +265,8 @@ class FleetPlanner(Planner):
                     raise InputError(f"--proxy {cfg.proxy!r}: {exc}") from None
         probes = Approach1Config.n_probes
         measured = [t for t in tasks if t.device.measurer]
-        if cfg.approach != "l2o" and measured and cfg.max_measurements <= probes:
+        cap = cfg.max_measurements  # None: Approach 1's own default, which leaves room
+        if cfg.approach != "l2o" and measured and cap is not None and cap <= probes:
             raise InputError(
                 f"--max-measurements {cfg.max_measurements} leaves Approach 1 no room after "
                 f"its {probes} probe measurements ({len(measured)} tasks can be measured); "

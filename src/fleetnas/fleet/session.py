@@ -32,13 +32,18 @@ def capture_writes(measurer: Measurer, sink: list[dict[str, Any]]) -> Measurer:
     writing: workers never write the store, the driver writes ``sink`` in the chunk's run."""
 
     def _write(space: SearchSpace, archs: np.ndarray, fresh: Any) -> int | None:
-        texts = space.format_many(archs)
+        ok = np.ones(len(archs), dtype=bool)
+        ok[list(getattr(fresh, "failures", None) or ())] = False  # unmeasurable: nothing stored
+        if not ok.any():
+            return None
+        texts = [t for t, keep in zip(space.format_many(archs), ok, strict=True) if keep]
         for metric, vals in fresh.values.items():
             est = fresh.is_estimate.get(metric, metric in measurer.estimated_metrics)
             stats = fresh.stats.get(metric, {})
-            n = stats.get("n", 1)
+            n = np.broadcast_to(np.asarray(stats.get("n", 1)), (len(archs),))[ok]
             extra = {k: v for k, v in stats.items() if k != "n"}
             for stat, arr in {measurer.statistic: vals, **extra}.items():
+                arr = np.asarray(arr, dtype=float)[ok]
                 sink.append(
                     {
                         "space": space.name,
@@ -49,8 +54,8 @@ def capture_writes(measurer: Measurer, sink: list[dict[str, Any]]) -> Measurer:
                         "method": measurer.method,
                         "is_estimate": bool(est),
                         "archs": texts,
-                        "values": np.asarray(arr, dtype=float).tolist(),
-                        "n": np.asarray(n).tolist(),
+                        "values": arr.tolist(),
+                        "n": n.tolist(),
                         "identity": measurer.identity_key,
                         "identity_fields": measurer.identity(),
                     }
