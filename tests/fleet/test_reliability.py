@@ -38,8 +38,12 @@ def test_same_names_from_another_sim_seed_never_reuse_the_first_fleets_values(he
     assert one["summary"]["ok"] == 8 and one["summary"]["violations_known"] == 0
     two = _plan(help_db, second, "two")
     assert two["summary"]["violations_known"] == 0
-    assert all(e["status"] == "failed" for e in two["devices"])
-    assert all("another setting" in e["reason"] for e in two["devices"])
+    assert all(e["status"] == "failed" for e in two["devices"]), [
+        (e["status"], e["reason"], e["measurements"]) for e in two["devices"]
+    ]
+    assert all("another setting" in e["reason"] for e in two["devices"]), [
+        e["reason"] for e in two["devices"]
+    ]
     assert all(e["design"] is None and e["measurements"] == 0 for e in two["devices"])
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import typer
 
-from fleetnas.cli.common import DbOption, JsonOption, console, emit, open_store_from, print_json
+from fleetnas.cli.common import DbOption, JsonOption, console, emit, emit_doc, open_store_from
 from fleetnas.errors import InputError
 
 app = typer.Typer(
@@ -99,9 +99,10 @@ def predict(
     if csv_path is not None:
         _write_csv(csv_path, rows)
     if as_json:
-        print_json(
+        emit_doc(
+            "predict",
             {"device": device, "space": sp.name, "source": out["source"],
-             "in_pool": out["in_pool"], "level": level, "rows": rows}
+             "in_pool": out["in_pool"], "level": level, "rows": rows},
         )  # fmt: skip
         return
     emit(
@@ -158,7 +159,7 @@ def fit(
             store, sp, view, budget, measure, name=name, level=level, seed=seed, progress=say
         )
     if as_json:
-        print_json(report)
+        emit_doc("predict fit", report)
         return
     h = report["heldout"]
     console.print(

@@ -190,11 +190,15 @@ class MeasurerSession(TargetSession):
 
     def _fetch(self, archs: np.ndarray) -> tuple[np.ndarray, MeasurementCost]:
         """Measure in one batch; when the batch fails, design by design, so that only the
-        designs the device cannot measure come back as NaN (see :meth:`measure`)."""
-        from fleetnas.errors import MeasurementError
+        designs the device cannot measure come back as NaN (see :meth:`measure`). An identity
+        conflict (the store holds this device's values from another setting) is about the
+        device, not a design: it propagates."""
+        from fleetnas.errors import IdentityError, MeasurementError
 
         try:
             res = self.measurer.measure(self.space, archs, self.metrics)
+        except IdentityError:
+            raise
         except MeasurementError:
             if len(archs) == 1:
                 return np.full((1, len(self.metrics)), np.nan), MeasurementCost()
