@@ -208,8 +208,9 @@ def test_join_policy_decides_when_the_network_joins_approach1(help_db: str) -> N
 
 def test_the_cap_bounds_the_hand_over_on_a_table_with_gaps(help_db: str) -> None:
     """A user's table-backed device missing 5 % of the designs, planned by the hybrid under a
-    cap of 8: what the hybrid measured (its proposals, and the network's probes on the first
-    entry) is taken off Approach 1's cap at the hand-over, and no entry fails on the gaps."""
+    cap of 8: what the hybrid measured is taken off Approach 1's cap at the hand-over (where the
+    network's probes alone pass the cap the hybrid hands over at once), and no entry fails on
+    the gaps."""
     from fleetnas.proxy import design_codes
     from fleetnas.store import MeasurementBatch
 
@@ -230,8 +231,7 @@ def test_the_cap_bounds_the_hand_over_on_a_table_with_gaps(help_db: str) -> None
         cfg = PlanConfig(space="nb201", approach="hybrid", optimizer="tiny", max_measurements=8)
         run = plan_fleet(fleet, cfg, store)
     for e in run.entries:
-        before = e.get("probe_measurements", 0) + cfg.hybrid_measurements
-        assert e["measurements"] <= max(cfg.max_measurements, before)
+        assert e["measurements"] <= cfg.max_measurements, "the cap holds, probes included"
         assert e["status"] in ("ok", "infeasible"), e.get("reason")
         if e["status"] == "ok":
             assert e["measured"]["latency_ms"] <= e["budget"]["latency_ms"]

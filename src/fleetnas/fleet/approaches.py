@@ -200,14 +200,23 @@ def run_hybrid(
         return
     if task.device.name not in feats:
         run_proxy(ctx, config, task, entry, session, method="proxy-fallback")
-        entry["fallback_reason"] = "the device could not measure every probe design of the network"
+        entry["fallback_reason"] = (
+            "the network's probe designs cannot all be measured on the device within the cap"
+        )
+        return
+    checks = config.hybrid_measurements
+    if config.max_measurements is not None:
+        checks = min(checks, config.max_measurements - entry["measurements"])
+    if checks < 1:  # the probes took the whole cap: Approach 1 reports that no room is left
+        run_proxy(ctx, config, task, entry, session, method="proxy-fallback")
+        entry["fallback_reason"] = "the measurement cap left no room to verify a proposal"
         return
     opt = ctx.optimizer
     devset = feats[task.device.name]
     before = (session.cost.measurements, session.cost.device_seconds, len(session.history))
     res = for_budget_verified(
         opt, devset, [b["latency_ms"]], [session],
-        max_measurements=config.hybrid_measurements, margin=config.margin,
+        max_measurements=checks, margin=config.margin,
     )  # fmt: skip
     entry["measurements"] += session.cost.measurements - before[0]
     entry["device_seconds"] += session.cost.device_seconds - before[1]

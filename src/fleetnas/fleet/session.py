@@ -280,8 +280,20 @@ def device_features(
                 p = opt.probes
                 if dev.measurer:
                     session = sessions.get(name)
-                    if name in optional and not session.free(p).all():
+                    charge = int((~session.free(p)).sum())
+                    if name in optional and charge:
                         continue
+                    if config.max_measurements is not None and charge > config.max_measurements:
+                        # the cap holds on every path: without the network's features the
+                        # hybrid hands its entries to Approach 1 (run_hybrid)
+                        if not any(tasks[i].budget.relative or entries[i]["method"] == "l2o"
+                                   for i in idx):  # fmt: skip
+                            continue
+                        raise InputError(
+                            f"the network's {len(p)} probe designs would cost {charge} "
+                            f"measurements on this device, more than --max-measurements "
+                            f"{config.max_measurements}; raise the cap or use --approach proxy"
+                        )
                     vals = measure_probes(ctx, session, p, entries[idx[0]])
                     if not np.all(np.isfinite(vals)):
                         # some probe designs are unmeasurable there (missing from its table,

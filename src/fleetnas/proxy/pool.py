@@ -55,6 +55,17 @@ STATISTICS = ("median", "mean")
 MetricFn = Callable[[np.ndarray], np.ndarray]
 
 
+def mixture_moments(
+    weights: np.ndarray, means: np.ndarray, variances: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (per column) of the mixture whose ``k`` components have
+    ``k x n`` ``means`` and ``variances`` and (unnormalized) ``weights``."""
+    w = np.asarray(weights, dtype=float) / np.sum(weights)
+    mu = w @ means
+    v = w @ (variances + means**2) - mu**2
+    return mu, np.sqrt(np.maximum(v, 1e-12))
+
+
 @dataclass
 class ProxyEntry:
     """One proxy: a device and its latency (and optional energy) predictor.
@@ -228,10 +239,7 @@ class ProxyBlend:
         cv = self._cov[keep]
         var = cv[:, 0, 0][:, None] + 2 * cv[:, 0, 1][:, None] * um + cv[:, 1, 1][:, None] * um**2
         var = var + self._s2[keep][:, None]
-        w = self._wm[keep] / self._wm[keep].sum()
-        mu = w @ mus
-        v = w @ (var + mus**2) - mu**2
-        return mu, np.sqrt(np.maximum(v, 1e-12))
+        return mixture_moments(self._wm[keep], mus, var)
 
     def predict(self, archs: np.ndarray) -> np.ndarray:
         """Calibrated prediction in the target's units (``exp`` of the mean log)."""

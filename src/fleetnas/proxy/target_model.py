@@ -31,7 +31,7 @@ import numpy as np
 from scipy import stats
 
 from fleetnas.errors import InputError
-from fleetnas.proxy.pool import ProxyScore
+from fleetnas.proxy.pool import ProxyScore, mixture_moments
 
 if TYPE_CHECKING:
     from fleetnas.devices import Device
@@ -220,11 +220,7 @@ class TargetModel:
                     mus.append(mu)
                     vars_.append(np.maximum(var, sg**2))
                     ws.append(wm[j, k])
-        w = np.asarray(ws) / np.sum(ws)
-        M, Vr = np.stack(mus), np.stack(vars_)
-        mu = w @ M
-        v = w @ (Vr + M**2) - mu**2
-        return mu, np.sqrt(np.maximum(v, 1e-12))
+        return mixture_moments(np.asarray(ws), np.stack(mus), np.stack(vars_))
 
     def predict(self, archs: np.ndarray) -> np.ndarray:
         """Prediction in the target's units (``exp`` of the mean log)."""
