@@ -52,9 +52,10 @@ from fleetnas.store import open_store
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
-#: The protocol every stack is measured under (pinned: pin=1 puts a 1-thread worker on the last
-#: allowed CPU and a 2-thread worker on the last two).
-PROTOCOL = "warmup=5,repeats=10,processes=2,retries=1,pin=1"
+#: The protocol every stack is measured under: each of the 10 samples per process is the fastest
+#: of 5 back-to-back runs (on this shared virtual machine a plain median of single runs differed
+#: by 10-20 % between fresh processes, the median of best-of-5 samples by 1-3 %).
+PROTOCOL = "warmup=5,repeats=10,best_of=5,processes=2,retries=1"
 STACKS = (
     "onnxruntime:threads=1,precision=fp32",
     "onnxruntime:threads=1,precision=int8",
@@ -66,6 +67,19 @@ STACKS = (
     "openvino:threads=1,precision=int8",
 )
 STRATA = 10
+
+
+def stack_spec(spec: str) -> str:
+    """``spec`` with the protocol and its CPUs: a ``threads=N`` worker is pinned to the machine's
+    last N CPUs (by number, not by this process's affinity, so the benchmark itself may run
+    under ``taskset`` on the last CPU while two-thread stacks still get two)."""
+    threads = next(
+        (int(kv.split("=", 1)[1]) for kv in spec.split(":", 1)[-1].split(",")
+         if kv.startswith("threads=")),
+        1,
+    )  # fmt: skip
+    cpus = list(range(os.cpu_count() or 1))[-threads:]
+    return f"{spec},{PROTOCOL},cpus={'+'.join(map(str, cpus))}"
 
 
 def design_order(space: SearchSpace, seed: int, pool: int = 20000) -> np.ndarray:
@@ -119,9 +133,9 @@ def measure(args: argparse.Namespace) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open_store(args.db) as store, log.open("a") as fh:
         measurers: dict[str, LocalRuntimeMeasurer] = {
-            spec: get_measurer(f"{spec},{PROTOCOL}", store=store) for spec in args.stacks
+            spec: get_measurer(stack_spec(spec), store=store) for spec in args.stacks
         }
-        fresh = {spec: get_measurer(f"{spec},{PROTOCOL}", store=store, reuse=False)
+        fresh = {spec: get_measurer(stack_spec(spec), store=store, reuse=False)
                  for spec in args.stacks}  # fmt: skip
         t_start = time.monotonic()
         for lo in range(0, len(order), args.chunk):
@@ -179,7 +193,7 @@ def _iqr(x: np.ndarray) -> float:
 def report(args: argparse.Namespace) -> None:
     space = get_space(args.space)
     with open_store(args.db) as store:
-        devices = [get_measurer(f"{spec},{PROTOCOL}", store=store).device for spec in args.stacks]
+        devices = [get_measurer(stack_spec(spec), store=store).device for spec in args.stacks]
         names = [d.name for d in devices]
         frame = session_frame(store, space, names)
         runs = {r.id: r for r in store.list_runs("measure")}

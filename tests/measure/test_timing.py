@@ -96,3 +96,20 @@ def test_deadline_stops_the_worker(tmp_path: Path) -> None:
 def test_duplicate_keys_are_refused() -> None:
     with pytest.raises(InputError, match="unique"):
         time_models([{"key": "a", "onnx": "x"}, {"key": "a", "onnx": "y"}], "onnxruntime", 1, 1)
+
+
+def test_best_of_takes_the_fastest_of_several_runs_per_sample() -> None:
+    from fleetnas.spaces import get_space
+
+    space = get_space("nb201")
+    arch = space.format(space.sample(1, np.random.default_rng(0))[0])
+    model = {"key": "m", "space": "nb201", "arch": arch}
+    cfg = TimingConfig(processes=1, repeats=4, warmup=1, best_of=3, retries=0)
+    t = time_models([model], "torch", 1, 1, cfg=cfg).timings["m"]
+    assert t.stats["n"] == 4  # one sample per repeat, each the fastest of 3 runs
+    assert "best_of=3" in cfg.protocol()
+    # the default protocol text is unchanged, so stored devices keep their identity
+    assert "best_of" not in TimingConfig().protocol()
+    assert TimingConfig.from_options({"best_of": "5"}).best_of == 5
+    with pytest.raises(InputError, match="best_of >= 1"):
+        TimingConfig(best_of=0)

@@ -43,6 +43,10 @@ class TimingConfig:
 
     warmup: int = 5
     repeats: int = 10
+    #: Each sample is the fastest of this many back-to-back runs (1: every run is a sample).
+    #: On a shared or virtual machine, neighbours only ever slow a run down, so the fastest of
+    #: a few is a far steadier sample than one run (see ``benchmarks/stacks.py``).
+    best_of: int = 1
     processes: int = 3
     retries: int = 2
     #: Noisy when IQR / median exceeds this.
@@ -63,10 +67,17 @@ class TimingConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.warmup < 0 or self.repeats < 1 or self.processes < 1 or self.retries < 0:
+        if (
+            self.warmup < 0
+            or self.repeats < 1
+            or self.best_of < 1
+            or self.processes < 1
+            or self.retries < 0
+        ):
             raise InputError(
-                f"timing needs warmup >= 0, repeats >= 1, processes >= 1, retries >= 0; got "
-                f"{self.warmup}, {self.repeats}, {self.processes}, {self.retries}"
+                "timing needs warmup >= 0, repeats >= 1, best_of >= 1, processes >= 1, "
+                f"retries >= 0; got {self.warmup}, {self.repeats}, {self.best_of}, "
+                f"{self.processes}, {self.retries}"
             )
 
     @classmethod
@@ -104,8 +115,10 @@ class TimingConfig:
         """The parts of this config that shape a stored value, as one canonical line (the
         device feature ``protocol``); seed and energy settings are not part of it."""
         pin = "+".join(map(str, self.cpus)) if self.cpus else ("auto" if self.pin else "none")
+        best = f" best_of={self.best_of}" if self.best_of > 1 else ""
         return (
-            f"median of warmup={self.warmup} repeats={self.repeats} x sessions={self.processes}"
+            f"median of warmup={self.warmup} repeats={self.repeats}{best}"
+            f" x sessions={self.processes}"
             f" fresh processes; retries={self.retries} when noisy (rel_iqr>{self.rel_iqr_max:g}"
             f" or session_spread>{self.process_spread_max:g} or bimodal gap>{self.gap_min:g}"
             f"/{self.minor_mode_min:g}); pin={pin}"
@@ -233,6 +246,7 @@ def time_models(
         "hint": hint,
         "warmup": cfg.warmup,
         "repeats": cfg.repeats,
+        "best_of": cfg.best_of,
         "cpus": list(cfg.cpus) if cfg.cpus else None,
         "pin": cfg.pin,
         "energy": {"meter": "auto", "count": cfg.energy_count, "idle_s": cfg.energy_idle_s}

@@ -7,7 +7,7 @@ hint (OpenVINO), optional CPU affinity, warm-up and repeat counts, and the model
 (``{"key", "onnx"}``, read by ONNX Runtime and OpenVINO), OpenVINO IR files (``{"key", "ir"}``),
 LiteRT flatbuffers (``{"key", "tflite"}``), ExecuTorch programs (``{"key", "pte"}``) or space
 networks (``{"key", "space", "arch"}``, torch only). Each model is loaded, warmed up, then timed
-``repeats`` times back to back; models run in a seeded random order so slow drift does not
+``repeats`` times back to back (each sample the fastest of ``best_of`` runs); models run in a seeded random order so slow drift does not
 always hit the same architecture. A model that fails to load or run is reported under
 ``errors`` with the runtime's message and the others go on. The worker imports only what its
 runtime needs, exits when its parent dies, and never runs models in parallel.
@@ -197,6 +197,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     if make is None:
         raise JobError(f"unknown runtime {job['runtime']!r}")
     warmup, repeats = int(job["warmup"]), int(job["repeats"])
+    best_of = int(job.get("best_of", 1))
     energy = job.get("energy")
     meter = None
     if energy:
@@ -222,9 +223,13 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                 run()
             samples = []
             for _ in range(repeats):
-                t = time.perf_counter_ns()
-                run()
-                samples.append((time.perf_counter_ns() - t) / 1e6)
+                best = None
+                for _ in range(best_of):
+                    t = time.perf_counter_ns()
+                    run()
+                    took = time.perf_counter_ns() - t
+                    best = took if best is None else min(best, took)
+                samples.append(best / 1e6)
         except JobError as exc:
             errors[model["key"]] = str(exc)
             continue
