@@ -7,9 +7,10 @@ hint (OpenVINO), optional CPU affinity, warm-up and repeat counts, and the model
 (``{"key", "onnx"}``, read by ONNX Runtime and OpenVINO), OpenVINO IR files (``{"key", "ir"}``),
 LiteRT flatbuffers (``{"key", "tflite"}``), ExecuTorch programs (``{"key", "pte"}``) or space
 networks (``{"key", "space", "arch"}``, torch only). Each model is loaded, warmed up, then timed
-``repeats`` times back to back (each sample the fastest of ``best_of`` runs); models run in a seeded random order so slow drift does not
-always hit the same architecture. A model that fails to load or run is reported under
-``errors`` with the runtime's message and the others go on. The worker imports only what its
+``repeats`` times back to back (each sample the fastest of ``best_of`` runs); models run in a
+seeded random order so slow drift does not always hit the same architecture. A model that
+fails to load or run is reported under ``errors`` with the runtime's message and the others go
+on. The worker imports only what its
 runtime needs, exits when its parent dies, and never runs models in parallel.
 """
 
