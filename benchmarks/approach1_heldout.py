@@ -130,23 +130,37 @@ class Bench:
         self.full_pool = ProxyPool.from_store(self.store, self.space)
         self.ref = reference_archs(self.store, self.space)
 
-    def workspace(self, names: list[str]) -> Any:
+    def workspace(self, names: list[str], candidates: np.ndarray | None = None) -> Any:
+        """Approach 1's workspace over the pool ``names``; ``candidates`` (default: the whole
+        space) restricts the designs it may choose."""
         from fleetnas.proxy import ProxyPool, Workspace
 
         entries = [e for e in self.full_pool.entries if e.name in names]
-        return Workspace(self.space, self.acc_table.predict, ProxyPool(self.space, entries))
+        pool = ProxyPool(self.space, entries)
+        return Workspace(self.space, self.acc_table.predict, pool, candidates=candidates)
 
 
 class Target:
     """One held-out target: its replayed values (NaN = not in its table), budgets, oracle."""
 
-    def __init__(self, b: Bench, split: str, column: str, lat: np.ndarray, pool: list[str]):
+    def __init__(
+        self,
+        b: Bench,
+        split: str,
+        column: str,
+        lat: np.ndarray,
+        pool: list[str],
+        partial: bool = False,
+    ):
         from fleetnas.search import BudgetIndex
 
         self.split, self.column, self.name = split, column, f"user-{column}"
         self.lat = np.asarray(lat, dtype=float)
         self.pool = pool
         ok = np.isfinite(self.lat)
+        #: a table that measured a sample of the space (split d): the search chooses among
+        #: the measured designs, as if they were the whole space; ``None``: the whole space
+        self.candidates = b.archs[ok] if partial else None
         self.budgets = np.quantile(self.lat[ok], QUANTILES)
         acc = np.where(ok, b.acc, -np.inf)
         lat_f = np.where(ok, self.lat, np.inf)
@@ -189,7 +203,7 @@ def stack_targets(b: Bench, folder: Path = STACKS) -> list[Target]:
             archs = b.space.parse_many(list(rows["architecture"]))
             lat = np.full(b.space.size, np.nan)
             lat[design_codes(b.space, archs)] = rows["value"].to_numpy(float)
-            out.append(Target(b, "d", str(dev), lat, list(b.devices)))
+            out.append(Target(b, "d", str(dev), lat, list(b.devices), partial=True))
     return out
 
 
@@ -486,13 +500,13 @@ def bench(
             rows: list[dict[str, Any]] = []
             curve: dict[str, Any] = {}
             for t in tg:
-                rows += fn(b, t, b.workspace(t.pool), None)
+                rows += fn(b, t, b.workspace(t.pool, t.candidates), None)
             summary = summarize(rows)
             if anytime:
                 for cap in caps:
                     rc: list[dict[str, Any]] = []
                     for t in tg:
-                        rc += fn(b, t, b.workspace(t.pool), cap)
+                        rc += fn(b, t, b.workspace(t.pool, t.candidates), cap)
                     curve[str(cap)] = summarize(rc, cap)
             sres["methods"][name] = {
                 "summary": summary,

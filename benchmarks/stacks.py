@@ -336,8 +336,43 @@ def report(args: argparse.Namespace) -> None:
         "caveat": "2-core machine shared with other engineers' jobs; load averages are recorded "
         "per chunk (stacks/<space>-loads.jsonl) and values flagged noisy were re-measured once.",
     }
+    if len(rho):
+        payload["figure"] = correlation_figure(
+            rho, help_rho, names, stem.parent / f"{space.name}-spearman.png"
+        ).name
     write_results(args.out / "stacks", payload, render(payload))
     print(render(payload))
+
+
+def correlation_figure(
+    rho: pd.DataFrame, help_rho: dict[str, dict[str, float]], names: list[str], path: Path
+) -> Path:
+    """Heatmap PNG of the Spearman matrix: the stacks against each other (left) and against
+    HELP's devices (right, where the space has HELP data)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    short = [n.removeprefix("local-") for n in names]
+    panels = [("between this machine's stacks", rho.loc[names, names].to_numpy(), short)]
+    if help_rho:
+        mat = np.array([[help_rho[h][n] for h in help_rho] for n in names])
+        panels.append(("against HELP's devices", mat, list(help_rho)))
+    widths = [len(p[2]) for p in panels]
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4 + 0.32 * sum(widths), 5.2),
+        gridspec_kw={"width_ratios": widths}, squeeze=False,
+    )  # fmt: skip
+    for i, (ax, (title, mat, cols)) in enumerate(zip(axes[0], panels, strict=True)):
+        im = ax.imshow(mat, vmin=-1, vmax=1, cmap="RdBu_r")
+        ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(short)), short if i == 0 else [], fontsize=7)  # rows are shared
+        ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.7, label="Spearman")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def _f(x: Any, fmt: str = ".3f") -> str:
@@ -404,6 +439,8 @@ def render(p: dict[str, Any]) -> str:
         lines.append("|---" * (len(names) + 1) + "|")
         for dev, row in p["spearman_help"].items():
             lines.append(f"| {dev} | " + " | ".join(_f(row[n], ".2f") for n in names) + " |")
+    if p.get("figure"):
+        lines += ["", f"![Spearman between stacks and with HELP](stacks/{p['figure']})"]
     lines += [
         "",
         f"Tables in the exchange format: `benchmarks/results/stacks/{p['space']}.csv` (wide; per "
