@@ -30,8 +30,8 @@ EXPECTED = {
     "int_from_float": "expected an integer",
     "float_parsing": "expected a number",
     "float_type": "expected a number",
-    "bool_parsing": "expected a flag (1/0, true/false, yes/no)",
-    "bool_type": "expected a flag (1/0, true/false, yes/no)",
+    "bool_parsing": "expected a boolean (1/0, true/false, yes/no)",
+    "bool_type": "expected a boolean (1/0, true/false, yes/no)",
 }
 
 
@@ -57,11 +57,14 @@ def _present(raw: Any, loc: Loc) -> Loc:
 
 
 def first_error(
-    exc: ValidationError, raw: Any, known: Callable[[Loc], Iterable[str]] | None = None
+    exc: ValidationError,
+    raw: Any,
+    known: Callable[[Loc], Iterable[str]] | None = None,
+    got: bool = True,
 ) -> tuple[Loc, str]:
-    """The location (as ``raw`` has it) and one-line message of ``exc``'s first error. Unknown
-    keys of the entry that holds the first error come first, all of them in one message listing
-    ``known(loc)``, the keys that entry accepts."""
+    """The location (as ``raw`` has it) and one-line message of ``exc``'s first error, ending in
+    the value found (unless ``got`` is false). Unknown keys of the entry that holds the first
+    error come first, all of them in one message listing ``known(loc)``, the keys it accepts."""
     errors = exc.errors()
     group = [e for e in errors if e["loc"][:2] == errors[0]["loc"][:2]]
     extra = [e for e in group if e["type"] == "extra_forbidden"]
@@ -75,8 +78,8 @@ def first_error(
     msg = str(error) if error is not None else EXPECTED.get(err["type"], err["msg"])
     if err["type"] == "literal_error":
         msg = f"expected {err['ctx']['expected']}"
-    if err["type"] != "missing" and (got := repr(err["input"])) not in msg:
-        msg += f", got {got if len(got) <= 80 else got[:77] + '...'}"
+    if got and err["type"] != "missing" and (value := repr(err["input"])) not in msg:
+        msg += f", got {value if len(value) <= 80 else value[:77] + '...'}"
     if msg[:1].isupper() and msg[1:2].islower():
         msg = msg[0].lower() + msg[1:]
     return _present(raw, tuple(err["loc"])), msg

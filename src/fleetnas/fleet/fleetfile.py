@@ -118,7 +118,7 @@ class FleetDevice:
 
 @dataclass
 class Fleet:
-    """A named list of devices with budgets (see the module docstring for the file formats)."""
+    """A named list of devices with budgets (file formats: ``docs/fleet-file.md``)."""
 
     name: str
     devices: list[FleetDevice]
