@@ -147,11 +147,21 @@ def test_yaml_messages_give_the_key_path_the_value_and_what_is_expected(
 
 
 def test_cli_budget_messages_name_the_value() -> None:
-    with pytest.raises(InputError, match=r"^--budget\[1\]: expected a number > 0 .*got 'fast'$"):
+    with pytest.raises(InputError, match=r"^--budgets\[1\]: expected a number > 0 .*got 'fast'$"):
         parse_budgets(["p50", "fast"])
-    with pytest.raises(InputError, match=r"^--budget: label\(s\) 5ms repeat"):
+    with pytest.raises(InputError, match=r"^--budgets: label\(s\) 5ms repeat"):
         parse_budgets(["5", "5"])
     assert [b.label for b in parse_budgets(["p50", 12.5])] == ["p50", "12.5ms"]
+
+
+def test_fleet_generate_names_the_bad_budget(tmp_path: Path, capsys) -> None:
+    from fleetnas.cli.main import main
+
+    out = tmp_path / "f.yaml"
+    assert main(["fleet", "generate", "--sim", "2", "--budgets", "p50,p2x", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --budgets[1]: expected a number > 0 or a percentile like p50, got 'p2x'"
+    assert not out.exists()
 
 
 def test_csv_rows_features_and_budget_cells(tmp_path: Path) -> None:

@@ -536,7 +536,7 @@ def write_fleet(fleet: Fleet, path: str | os.PathLike[str]) -> Path:
 
 
 # ---- generated fleets ------------------------------------------------------------------------
-def parse_budgets(texts: Iterable[str | float], what: str = "--budget") -> tuple[Budget, ...]:
+def parse_budgets(texts: Iterable[str | float], what: str = "--budgets") -> tuple[Budget, ...]:
     """Budgets from short strings (``p50``, ``20``, ``20ms+90mJ`` is not accepted: one latency
     limit each); used by generators and the CLI."""
     raw = list(texts)
