@@ -300,12 +300,17 @@ class _FleetIn(_Model):
     devices: list[_DeviceIn]
 
 
-def _fail(path: str, where: str, device: Any, key: str | None, message: str) -> InputError:
-    """``fleet file F: devices[3].budgets[0] (device 'x'): message`` (CSV: ``row 12 (device
-    'x'): key: message``)."""
-    dev = f" ({'device'} {device!r})" if isinstance(device, str) and device.strip() else ""
-    at = f" {where}{dev}:" if where or dev else ""
-    return InputError(f"fleet file {path}:{at}{f' {key}:' if key else ''} {message}")
+def _fail(
+    path: str, raw: Any, loc: Loc, message: str, row: Callable[[int], str] | None = None
+) -> InputError:
+    """``fleet file F: devices[3].budgets[0] (device 'x'): message``; in a CSV (``row`` naming
+    the row of a device), ``fleet file F: row 5 (device 'x'): budgets[0]: message``."""
+    entry = raw["devices"][loc[1]] if loc[:1] == ("devices",) and len(loc) > 1 else None
+    name = entry.get("name") if isinstance(entry, dict) else None
+    at = loc_text(loc) if row is None or len(loc) < 2 else row(loc[1])
+    at += f" (device {name!r})" if isinstance(name, str) and name.strip() else ""
+    key = loc_text(loc[2:]) + ": " if row is not None and len(loc) > 2 else ""
+    return InputError(f"fleet file {path}: {at + ': ' if at else ''}{key}{message}")
 
 
 def _known(loc: Loc) -> list[str]:
@@ -360,26 +365,19 @@ def _resolve(d: _DeviceIn, defaults: _DefaultsIn) -> FleetDevice:
     return FleetDevice(device, budgets, proxy)  # type: ignore[arg-type]
 
 
-def _parse(raw: dict[str, Any], path: str, where: Callable[[int], str] | None = None) -> Fleet:
-    """The fleet of a YAML document (or of CSV rows as ``devices``, ``where`` naming a row)."""
+def _parse(raw: dict[str, Any], path: str, row: Callable[[int], str] | None = None) -> Fleet:
+    """The fleet of a YAML document (or of CSV rows as ``devices``, ``row`` naming a row)."""
     try:
         doc = _FleetIn.model_validate(raw)
     except ValidationError as exc:
-        loc, msg = first_error(exc, raw, _known)
-        dev = raw["devices"][loc[1]] if loc[:1] == ("devices",) and len(loc) > 1 else None
-        name = dev.get("name") if isinstance(dev, dict) else None
-        if where is None or len(loc) < 2:
-            raise _fail(path, loc_text(loc), name, None, msg) from None
-        raise _fail(path, where(loc[1]), name, loc_text(loc[2:]) or None, msg) from None
+        raise _fail(path, raw, *first_error(exc, raw, _known), row) from None
     devices = []
     for i, d in enumerate(doc.devices):
         try:
             devices.append(_resolve(d, doc.defaults))
         except _Unresolved as exc:
-            if where is not None:
-                raise _fail(path, where(i), d.name, exc.key, str(exc)) from None
-            at = loc_text((exc.key,) if exc.key else (), f"devices[{i}]")
-            raise _fail(path, at, d.name, None, str(exc)) from None
+            loc = ("devices", i, *([exc.key] if exc.key else []))
+            raise _fail(path, raw, loc, str(exc), row) from None
     name, desc = doc.name or Path(path).stem, doc.description or ""
     try:
         return Fleet(name, devices, source=path, description=desc)
@@ -420,14 +418,14 @@ def _read_csv(text: str, path: str) -> Fleet:
             f"fleet file {path}: unknown column(s) {', '.join(extra)}; expected "
             f"{', '.join((*_CSV_COLUMNS, *_BUDGET_COLUMNS))} and {FEATURE_PREFIX}<key> columns"
         )
-    devices = []
-    for row_no, row in enumerate(reader, start=2):
+    devices: list[dict[str, Any]] = []
+    doc, where = {"devices": devices}, lambda i: f"row {i + 2}"
+    for row in reader:
         cells = {k: v.strip() for k, v in row.items() if isinstance(v, str) and v.strip()}
-        raw: dict[str, Any] = {k: v for k, v in cells.items() if k in _CSV_COLUMNS}
+        devices.append({k: v for k, v in cells.items() if k in _CSV_COLUMNS})
+        loc, raw = ("devices", len(devices) - 1), devices[-1]
         if None in row:
-            raise _fail(
-                path, f"row {row_no}", raw.get("name"), None, "more cells than header columns"
-            )
+            raise _fail(path, doc, loc, "more cells than header columns", where)
         n = len(FEATURE_PREFIX)
         if feats := {k[n:]: _cell_value(v) for k, v in cells.items() if k.startswith("feature.")}:
             raw["features"] = feats
@@ -436,9 +434,8 @@ def _read_csv(text: str, path: str) -> Fleet:
         try:
             raw["budgets"] = _csv_budgets(row)
         except _Unresolved as exc:
-            raise _fail(path, f"row {row_no}", raw.get("name"), exc.key, str(exc)) from None
-        devices.append(raw)
-    return _parse({"devices": devices}, path, lambda i: f"row {i + 2}")
+            raise _fail(path, doc, (*loc, str(exc.key)), str(exc), where) from None
+    return _parse(doc, path, where)
 
 
 def _csv_budgets(row: dict[str, str]) -> list[dict[str, Any]] | None:
