@@ -49,7 +49,9 @@ def test_first_block_is_the_two_fresh_machine_commands():
 
 
 @pytest.mark.slow
-def test_readme_blocks_run_as_written(data_dir, tmp_path):
+def test_readme_blocks_run_as_written(data_dir, tmp_path, agent_port_taken):
+    """Runs while 127.0.0.1:8765, the agent's default port, is held by another listener (the
+    suite's own, tests/conftest.py, or another agent): a block that used it fails."""
     work = tmp_path / "work"
     shutil.copytree(REPO / "examples", work / "examples")
     tmp = tmp_path / "tmp"

@@ -15,19 +15,19 @@ def test_loopback_detection() -> None:
 
 
 def test_non_loopback_host_needs_allow_remote(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["agent", "serve", "--host", "0.0.0.0", "--token", "t0k"]) == 2
+    assert main(["agent", "serve", "--host", "0.0.0.0", "--token", "t0k", "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert "refusing to bind '0.0.0.0'" in err and "--allow-remote" in err
 
 
 def test_bad_setting_is_refused_before_serving(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["agent", "serve", "--token", "t0k", "--precision", "fp8"]) == 2
+    assert main(["agent", "serve", "--token", "t0k", "--precision", "fp8", "--port", "0"]) == 2
     assert "precision 'fp8'" in capsys.readouterr().err
 
 
 def test_zero_timeout_is_a_validation_error(capsys: pytest.CaptureFixture[str]) -> None:
     """Case 5 of issue 18: a traceback and exit code 1 before."""
-    assert main(["agent", "serve", "--token", "t0k", "--timeout-s", "0"]) == 2
+    assert main(["agent", "serve", "--token", "t0k", "--timeout-s", "0", "--port", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "--timeout-s" in err and "\n" not in err
 
@@ -43,6 +43,19 @@ def test_taken_port_is_one_line_exit_2_and_no_banner(capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert f"port {port} on 127.0.0.1 is already taken" in err
     assert "fleetnas agent:" not in err and "Traceback" not in err
+
+
+def test_the_suite_runs_while_the_default_port_is_taken(
+    agent_port_taken: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 19: `make test` passes while another agent holds 8765. The suite holds it itself
+    (tests/conftest.py), so every test runs as it would then: the default port is refused."""
+    import socket
+
+    with pytest.raises(OSError), socket.socket() as probe:
+        probe.bind(("127.0.0.1", 8765))
+    assert main(["agent", "serve", "--token", "t0k"]) == 2
+    assert "port 8765 on 127.0.0.1 is already taken" in capsys.readouterr().err
 
 
 def test_bind_gives_a_listening_socket_on_a_free_port() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,22 +28,23 @@ ARCHS = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Agent:
+    """An agent on a port the OS picks (``--port 0``): it writes its URL once bound, so no
+    other program can take the port between choosing and binding it."""
+
+    _started = 0
+
     def __init__(self, home: Path, threads: int, repeats: int) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = home / f"agent-{self.port}.log"
+        Agent._started += 1
+        self.url = ""
+        self.url_file = home / f"agent-{Agent._started}.url"
+        self.log = home / f"agent-{Agent._started}.log"
         env = {**os.environ, "FLEETNAS_HOME": str(home), "FLEETNAS_CACHE": str(home / "cache")}
         env.pop("FLEETNAS_AGENT_TOKEN", None)
         cmd = [
             sys.executable, "-m", "fleetnas.cli.main", "agent", "serve",
-            "--port", str(self.port), "--token", TOKEN, "--threads", str(threads),
+            "--port", "0", "--url-file", str(self.url_file), "--token", TOKEN,
+            "--threads", str(threads),
             "--name-prefix", "e2e", "--repeats", str(repeats), "--processes", "1",
             "--warmup", "1", "--retries", "0",
         ]  # fmt: skip
@@ -58,12 +58,17 @@ class Agent:
         while time.monotonic() - t0 < timeout:
             if self.proc.poll() is not None:
                 pytest.fail(f"agent exited early: {self.log.read_text()[-2000:]}")
+            if not self.url and self.url_file.is_file():
+                self.url = self.url_file.read_text().strip()
+            if not self.url:
+                time.sleep(0.1)
+                continue
             try:
                 if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
-        pytest.fail(f"agent on {self.url} not ready after {timeout} s")
+        pytest.fail(f"agent on {self.url or '(no URL yet)'} not ready after {timeout} s")
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from fleetnas.errors import InputError
-from fleetnas.fleet.fleetfile import Budget, Limit, read_fleet, sim_fleet, write_fleet
+from fleetnas.fleet.fleetfile import (
+    Budget,
+    Limit,
+    parse_budgets,
+    read_fleet,
+    sim_fleet,
+    write_fleet,
+)
 from fleetnas.sim import SimDevice
 
 YAML = """
@@ -57,9 +64,12 @@ def test_yaml_catalog_defaults_and_budgets(tmp_path: Path) -> None:
     [
         (
             "devices:\n  - name: a\n    family: toaster\n    budgets: [5]\n",
-            "devices[0] (device 'a'): family",
+            "devices[0].family (device 'a'): expected 'desktop_gpu'",
         ),
-        ("devices:\n  - name: a\n    budgets: [fast]\n", "devices[0] (device 'a'): budgets[0]"),
+        (
+            "devices:\n  - name: a\n    budgets: [fast]\n",
+            "devices[0].budgets[0] (device 'a'): expected",
+        ),
         ("devices:\n  - name: a\n    budgets: [-3]\n", "expected a number > 0"),
         ("devices:\n  - name: a\n    budgets: [p150]\n", "between p0 and p100"),
         ("devices:\n  - name: a\n", "no budgets given"),
@@ -83,6 +93,77 @@ def test_yaml_errors_name_file_device_and_key(tmp_path: Path, text: str, needle:
     assert str(path) in msg and needle in msg and "\n" not in msg
 
 
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (
+            "devices:\n  - {name: a, budgets: [5]}\n  - name: b\n    budgets: [5, fast]\n",
+            "devices[1].budgets[1] (device 'b'): expected a number > 0 or a percentile like p50, "
+            "got 'fast'",
+        ),
+        (
+            "devices:\n  - name: a\n    budgets: [{latency_ms: 5, energy_mj: p200}]\n",
+            "devices[0].budgets[0].energy_mj (device 'a'): percentile must be between p0 and "
+            "p100, got 'p200'",
+        ),
+        (
+            "devices:\n  - name: a\n    budgets: [{latency_ms: 5, lat: 3, x: 1}]\n",
+            "devices[0].budgets[0] (device 'a'): unknown key(s) lat, x; expected some of "
+            "energy_mj, label, latency_ms",
+        ),
+        (
+            "defaults:\n  budgets: [p150]\ndevices:\n  - name: a\n",
+            "defaults.budgets[0]: percentile must be between p0 and p100, got 'p150'",
+        ),
+        (
+            "defaults:\n  colour: red\ndevices: []\n",
+            "defaults: unknown key(s) colour; expected some of budgets, family, measurer, proxy",
+        ),
+        (
+            "devices:\n  - name: a\n    measurer: onnxruntime:threads=two\n    budgets: [5]\n",
+            "devices[0].measurer (device 'a'): ",
+        ),
+        (
+            "devices:\n  - name: a\n    features: [4]\n    budgets: [5]\n",
+            "devices[0].features (device 'a'): expected a mapping, got [4]",
+        ),
+        ("devices:\n  - budgets: [5]\n", "devices[0].name: a required key is missing"),
+        ("devices: [pixel2]\n", "devices[0]: expected a mapping, got 'pixel2'"),
+        (
+            "devices:\n  - name: a\n    budgets: [{latency_ms: 5, label: 'a b'}]\n",
+            "devices[0].budgets[0].label (device 'a'): labels use letters, digits and _.+- only, "
+            "got 'a b'",
+        ),
+    ],
+)
+def test_yaml_messages_give_the_key_path_the_value_and_what_is_expected(
+    tmp_path: Path, text: str, line: str
+) -> None:
+    path = _write(tmp_path, "fleet.yaml", text)
+    with pytest.raises(InputError) as err:
+        read_fleet(path)
+    assert str(err.value).startswith(f"fleet file {path}: {line}"), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_cli_budget_messages_name_the_value() -> None:
+    with pytest.raises(InputError, match=r"^--budgets\[1\]: expected a number > 0 .*got 'fast'$"):
+        parse_budgets(["p50", "fast"])
+    with pytest.raises(InputError, match=r"^--budgets: label\(s\) 5ms repeat"):
+        parse_budgets(["5", "5"])
+    assert [b.label for b in parse_budgets(["p50", 12.5])] == ["p50", "12.5ms"]
+
+
+def test_fleet_generate_names_the_bad_budget(tmp_path: Path, capsys) -> None:
+    from fleetnas.cli.main import main
+
+    out = tmp_path / "f.yaml"
+    assert main(["fleet", "generate", "--sim", "2", "--budgets", "p50,p2x", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --budgets[1]: expected a number > 0 or a percentile like p50, got 'p2x'"
+    assert not out.exists()
+
+
 def test_csv_rows_features_and_budget_cells(tmp_path: Path) -> None:
     text = (
         "name,family,measurer,latency_ms,energy_mj,feature.cores,feature.kind\n"
@@ -102,7 +183,13 @@ def test_csv_rows_features_and_budget_cells(tmp_path: Path) -> None:
     [
         ("device,latency_ms\nx,5\n", "'name' column"),
         ("name,colour\nx,red\n", "unknown column(s) colour"),
-        ("name,latency_ms\nx,5\ny,slow\n", "row 3 (device 'y'): budgets[0]"),
+        (
+            "name,latency_ms\nx,5\ny,slow\n",
+            "row 3 (device 'y'): budgets[0].latency_ms: expected a number > 0 or a percentile "
+            "like p50, got 'slow'",
+        ),
+        ("name,latency_ms\nx,5,6\n", "row 2 (device 'x'): more cells than header columns"),
+        ("name,latency_ms\n,5\n", "row 2: name: a required key is missing"),
         ("name,latency_ms,energy_mj\nx,1;2;3,4;5\n", "row 2 (device 'x'): energy_mj"),
         ("name,family,latency_ms\nx,toaster,5\n", "row 2 (device 'x'): family"),
     ],

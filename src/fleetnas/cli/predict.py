@@ -10,8 +10,19 @@ from typing import Any
 
 import numpy as np
 import typer
+from rich.text import Text
 
-from fleetnas.cli.common import DbOption, JsonOption, console, emit, emit_doc, open_store_from
+from fleetnas.cli.common import (
+    DbOption,
+    JsonOption,
+    SpaceOption,
+    console,
+    deprecated,
+    emit,
+    emit_doc,
+    open_store_from,
+    pick,
+)
 from fleetnas.errors import InputError
 
 app = typer.Typer(
@@ -26,7 +37,7 @@ LevelOption = typer.Option(0.9, "--level", help="Coverage of the central interva
 def _designs(space: Any, designs: Path | None, sample: int, all_: bool, seed: int) -> np.ndarray:
     given = sum([designs is not None, sample > 0, all_])
     if given != 1:
-        raise InputError("give exactly one of --designs FILE, --sample N or --all")
+        raise InputError("give exactly one of --designs FILE, --count N or --all")
     if designs is not None:
         try:
             lines = designs.read_text().splitlines()
@@ -45,7 +56,7 @@ def _designs(space: Any, designs: Path | None, sample: int, all_: bool, seed: in
         if space.size > 200_000:
             raise InputError(
                 f"space {space.name!r} has {space.size:.3g} designs; --all is for spaces up to "
-                "200,000 (use --sample N)"
+                "200,000 (use --count N)"
             )
         return space.enumerate()
     return space.sample(sample, seed)
@@ -54,14 +65,16 @@ def _designs(space: Any, designs: Path | None, sample: int, all_: bool, seed: in
 @app.callback()
 def predict(
     ctx: typer.Context,
-    device: str | None = typer.Option(None, "--device", "-d", help="Stored device name."),
-    space: str | None = typer.Option(None, "--space", "-s", help="Space name (e.g. nb201)."),
+    device: str | None = typer.Option(None, "--device", help="Stored device name."),
+    device_old: str | None = deprecated("-d", use="--device"),
+    space: str = SpaceOption,
     designs: Path | None = typer.Option(
         None, "--designs", help="Text file, one design (native string) per line."
     ),
-    sample: int = typer.Option(0, "--sample", "-n", min=0, help="N random designs."),
+    count: int = typer.Option(0, "--count", "-n", min=0, help="N random designs."),
+    sample: int | None = deprecated("--sample", use="--count (-n)"),
     all_: bool = typer.Option(False, "--all", help="Every design of the space."),
-    seed: int = typer.Option(0, help="Seed of --sample."),
+    seed: int = typer.Option(0, help="Seed of --count."),
     level: float = LevelOption,
     csv_path: Path | None = typer.Option(None, "--csv", help="Also write the rows to this CSV."),
     db: str | None = DbOption,
@@ -76,11 +89,12 @@ def predict(
     from fleetnas.predict.own_device import device_view, predict_device
     from fleetnas.spaces import get_space
 
-    if not device or not space:
-        raise InputError("give --device NAME and --space S (or a sub-command: predict fit)")
+    device, count = pick(device, device_old), pick(count, sample)
+    if not device:
+        raise InputError("give --device NAME (or a sub-command: predict fit)")
     _check_level(level)
     sp = get_space(space)
-    archs = _designs(sp, designs, sample, all_, seed)
+    archs = _designs(sp, designs, count, all_, seed)
     with open_store_from(db) as store:
         view = device_view(store, sp, device)
         out = predict_device(store, sp, view, archs, level)
@@ -122,8 +136,9 @@ def predict(
 @app.command("fit")
 def fit(
     ctx: typer.Context,
-    device: str = typer.Option(..., "--device", "-d", help="Stored device with a measurer."),
-    space: str = typer.Option(..., "--space", "-s", help="Space name (e.g. nb201)."),
+    device: str | None = typer.Option(None, "--device", help="Stored device with a measurer."),
+    device_old: str | None = deprecated("-d", use="--device"),
+    space: str = SpaceOption,
     budget: int = typer.Option(
         ..., "--budget-measurements", "-N", help="New measurements to take on the device."
     ),
@@ -142,11 +157,14 @@ def fit(
     from fleetnas.predict.own_device import check_budget, device_view, fit_device
     from fleetnas.spaces import get_space
 
+    device = pick(device, device_old)
+    if not device:
+        raise InputError("give --device NAME: a stored device with a measurer")
     _check_level(level)
     if db is None and isinstance(ctx.obj, dict):
         db = ctx.obj.get("db")
     sp = get_space(space)
-    say = None if as_json else (lambda msg: console.print(msg, highlight=False))
+    say = None if as_json else (lambda msg: console.print(Text(msg), highlight=False))
     with open_store_from(db) as store:
         view = device_view(store, sp, device)
         check_budget(view, budget)

@@ -1,40 +1,10 @@
 """Fleet files: the devices to plan for, how each can be measured, and its budgets.
 
-Two formats, chosen by suffix. **YAML** (``.yaml``/``.yml``) for hand-written fleets::
-
-    name: help-nb201                  # optional; defaults to the file stem
-    defaults:                         # optional; applied to every device that lacks the key
-      budgets: [p25, {latency_ms: p50, label: mid}]
-      proxy: titan_rtx_1
-    devices:
-      - name: pixel2
-        catalog: pixel2               # family, features and measurer table:pixel2 from the catalog
-        budgets: [{latency_ms: 25}, {latency_ms: 40, energy_mj: 90, label: loose}]
-      - name: my-board
-        family: embedded_cpu
-        features: {cores: 4, clock_ghz: 1.5, memory_gb: 4}
-        measurer: agent:http://10.0.0.7:8765   # or table:NAME, onnxruntime:..., sim:..., null
-        proxy: pixel3
-      - name: this-cpu
-        measurer: onnxruntime:threads=1,batch=1   # features: this machine's runtime setting
-
-**CSV** (``.csv``) for large generated fleets: one row per device with columns ``name``
-(required), ``family``, ``catalog``, ``measurer``, ``proxy``, ``description``, ``latency_ms``,
-``energy_mj``, ``label`` and one ``feature.<key>`` column per spec feature. A device's several
-budgets go in one cell separated by ``;`` (``p25;p50;p75``); a single value in ``latency_ms`` or
-``energy_mj`` applies to all of that row's budgets (labels then default). Empty cells mean "not
-given".
-
-**Budgets.** Each budget has a latency (ms) and/or an energy (mJ) limit. A limit is either an
-absolute number or *relative*: ``pNN`` (0 <= NN <= 100) is the NN-th percentile of the device's
-*predicted* latency (energy) over the space's reference sample of designs (see
-:mod:`fleetnas.fleet.planner`), so ``p50`` asks for a design faster than half the space on that
-device. A bare value in a YAML budget list is a latency limit. Every budget has a label, unique
-per device (default: the limits written out, e.g. ``p50`` or ``20ms+90mJ``); a plan entry is
-identified by ``device@label``.
-
-Every mistake raises :class:`~fleetnas.errors.InputError` naming the file, the row or device
-and the key.
+A YAML (``.yaml``/``.yml``) or CSV (``.csv``) file, by suffix; the format, relative budgets
+(``pNN``) and the error messages are described in ``docs/fleet-file.md``. The file's shape is a
+set of pydantic models (``_FleetIn``, ``_DeviceIn``, ``_BudgetIn``); every mistake raises one
+:class:`~fleetnas.errors.InputError` line naming the file, the key path (``devices[3].budgets[0]``
+or, in a CSV, the row), the device, the value and what is expected.
 """
 
 from __future__ import annotations
@@ -44,16 +14,28 @@ import io
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainValidator,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from fleetnas.devices import FAMILIES, Device
 from fleetnas.errors import FleetnasError, InputError
 from fleetnas.fileio import atomic_write_text
+from fleetnas.schema import Loc, first_error, loc_text
 
 #: Suffixes of the two formats.
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -62,10 +44,6 @@ CSV_SUFFIXES = (".csv",)
 FEATURE_PREFIX = "feature."
 _CSV_COLUMNS = ("name", "family", "catalog", "measurer", "proxy", "description")
 _BUDGET_COLUMNS = ("latency_ms", "energy_mj", "label")
-_DEVICE_KEYS = {*_CSV_COLUMNS, "features", "budgets"}
-_BUDGET_KEYS = {"latency_ms", "energy_mj", "label"}
-_TOP_KEYS = {"name", "defaults", "devices", "description"}
-_DEFAULT_KEYS = {"budgets", "proxy", "measurer", "family"}
 _QUANTILE = re.compile(r"^p(\d+(?:\.\d+)?)$")
 _LABEL = re.compile(r"^[A-Za-z0-9_.+\-]+$")
 
@@ -140,7 +118,7 @@ class FleetDevice:
 
 @dataclass
 class Fleet:
-    """A named list of devices with budgets (see the module docstring for the file formats)."""
+    """A named list of devices with budgets (file formats: ``docs/fleet-file.md``)."""
 
     name: str
     devices: list[FleetDevice]
@@ -184,189 +162,227 @@ def entry_key(device: str, label: str) -> str:
     return f"{device}@{label}"
 
 
-# ---- parsing ---------------------------------------------------------------------------------
-class _Where:
-    """Formats error locations: ``fleet.csv row 12 (device 'x'): key: message``."""
-
-    def __init__(self, path: str, row: str) -> None:
-        self.path = path
-        self.row = row
-        self.device: str | None = None
-
-    def error(self, key: str | None, message: str) -> InputError:
-        dev = f" (device {self.device!r})" if self.device else ""
-        k = f" {key}:" if key else ""
-        return InputError(f"fleet file {self.path} {self.row}{dev}:{k} {message}")
-
-
-def parse_limit(value: Any, key: str, where: _Where) -> Limit | None:
+# ---- parsing: pydantic models of what a file may hold, their first error as one line ------------
+def _limit(value: Any) -> Limit | None:
     """A number (> 0) or ``pNN``; ``None``/empty means not given."""
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if not (text := "" if value is None else str(value).strip().lower()):
         return None
-    if isinstance(value, bool):
-        raise where.error(key, f"expected a number > 0 or a percentile like p50, got {value!r}")
-    if isinstance(value, int | float):
-        v = float(value)
-    else:
-        text = str(value).strip().lower()
-        m = _QUANTILE.match(text)
-        if m:
-            q = float(m.group(1))
-            if not 0 <= q <= 100:
-                raise where.error(key, f"percentile must be between p0 and p100, got {value!r}")
+    if m := _QUANTILE.match(text):
+        if 0 <= (q := float(m.group(1))) <= 100:
             return Limit(quantile=q)
-        try:
-            v = float(text)
-        except ValueError:
-            raise where.error(
-                key, f"expected a number > 0 or a percentile like p50, got {value!r}"
-            ) from None
-    if not (math.isfinite(v) and v > 0):
-        raise where.error(key, f"expected a number > 0 or a percentile like p50, got {value!r}")
-    return Limit(value=v)
+        raise ValueError("percentile must be between p0 and p100")
+    with suppress(ValueError):
+        if not isinstance(value, bool) and math.isfinite(v := float(text)) and v > 0:
+            return Limit(value=v)
+    raise ValueError("expected a number > 0 or a percentile like p50")
 
 
-def _budget(raw: Any, where: _Where, i: int) -> Budget:
-    key = f"budgets[{i}]"
-    if isinstance(raw, dict):
-        extra = sorted(set(map(str, raw)) - _BUDGET_KEYS)
-        if extra:
-            raise where.error(
-                key, f"unknown key(s) {', '.join(extra)}; expected latency_ms, energy_mj, label"
-            )
-        lat = parse_limit(raw.get("latency_ms"), f"{key}.latency_ms", where)
-        en = parse_limit(raw.get("energy_mj"), f"{key}.energy_mj", where)
-        label = raw.get("label")
-    else:
-        lat, en, label = parse_limit(raw, key, where), None, None
-    if lat is None and en is None:
-        raise where.error(key, "a budget needs latency_ms and/or energy_mj")
-    b = Budget(lat, en)
-    text = b.default_label() if label in (None, "") else str(label).strip()
-    if not _LABEL.match(text):
-        raise where.error(
-            f"{key}.label", f"labels use letters, digits and _.+- only, got {label!r}"
+def _label(value: Any) -> str | None:
+    text = "" if value is None else str(value).strip()
+    if text and (isinstance(value, bool) or not _LABEL.match(text)):
+        raise ValueError("labels use letters, digits and _.+- only")
+    return text or None
+
+
+def _name(value: str) -> str:
+    if not value or "@" in value:
+        raise ValueError("expected a non-empty device name without '@'")
+    return value
+
+
+def _spec(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("expected a measurer spec such as table:NAME, onnxruntime:..., agent:URL")
+    if (text := value.strip()).lower() in ("", "none", "null"):
+        return None
+    from fleetnas.measure import measurer_kinds, split_spec
+
+    if (kind := split_spec(text)[0]) not in measurer_kinds():
+        raise ValueError(
+            f"unknown measurer kind {kind!r}; expected one of {', '.join(measurer_kinds())} or none"
         )
-    return replace(b, label=text)
+    return text
 
 
-def _budgets(raw: Any, where: _Where) -> tuple[Budget, ...]:
-    if raw is None:
-        raise where.error("budgets", "no budgets given (and none in defaults)")
-    items = raw if isinstance(raw, list) else [raw]
-    out = tuple(_budget(r, where, i) for i, r in enumerate(items))
-    if not out:
-        raise where.error("budgets", "the list is empty; give at least one budget")
+def _catalog(value: Any) -> Device | None:
+    if value is None or value == "":
+        return None
+    from fleetnas.devices.catalog import get_catalog_device
+
+    return get_catalog_device(str(value).strip())  # its UnknownNameError is a ValueError
+
+
+def _blank(value: Any) -> Any:
+    return None if value == "" else value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", coerce_numbers_to_str=True, str_strip_whitespace=True, frozen=True
+    )
+
+
+_Text = Annotated[str | None, BeforeValidator(_blank)]
+_Family = Annotated[Literal[FAMILIES] | None, BeforeValidator(_blank)]
+_Spec = Annotated[str | None, PlainValidator(_spec)]
+
+
+class _BudgetIn(_Model):
+    latency_ms: Annotated[Limit | None, PlainValidator(_limit)] = None
+    energy_mj: Annotated[Limit | None, PlainValidator(_limit)] = None
+    label: Annotated[str | None, PlainValidator(_label)] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, value: Any) -> Any:
+        """A bare value in a budget list is a latency limit."""
+        return value if isinstance(value, dict) else {"latency_ms": value}
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> _BudgetIn:
+        if self.latency_ms is None and self.energy_mj is None:
+            raise ValueError("a budget needs latency_ms and/or energy_mj")
+        return self
+
+    def budget(self) -> Budget:
+        b = Budget(self.latency_ms, self.energy_mj)
+        return replace(b, label=self.label or b.default_label())
+
+
+def _unique(items: list[_BudgetIn] | None) -> tuple[Budget, ...] | None:
+    if items is None:
+        return None
+    if not items:
+        raise ValueError("the list is empty; give at least one budget")
+    out = tuple(b.budget() for b in items)
     labels = [b.label for b in out]
-    dup = sorted({x for x in labels if labels.count(x) > 1})
-    if dup:
-        raise where.error("budgets", f"label(s) {', '.join(dup)} repeat; give each a unique label")
+    if dup := sorted({x for x in labels if labels.count(x) > 1}):
+        raise ValueError(f"label(s) {', '.join(dup)} repeat; give each a unique label")
     return out
 
 
-def _device(raw: dict[str, Any], defaults: dict[str, Any], where: _Where) -> FleetDevice:
-    name = raw.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise where.error("name", f"expected a non-empty device name, got {name!r}")
-    name = name.strip()
-    if "@" in name:
-        raise where.error("name", f"device names may not contain '@', got {name!r}")
-    where.device = name
-    extra = sorted(set(map(str, raw)) - _DEVICE_KEYS)
-    if extra:
-        raise where.error(
-            None,
-            f"unknown key(s) {', '.join(extra)}; expected some of "
-            f"{', '.join(sorted(_DEVICE_KEYS))}",
-        )
-    family, features, measurer, desc = None, {}, None, ""
-    cat = raw.get("catalog")
-    if cat not in (None, ""):
-        from fleetnas.devices.catalog import get_catalog_device
+_Budgets = Annotated[
+    list[_BudgetIn] | None,
+    BeforeValidator(lambda v: v if v is None or isinstance(v, list) else [v]),
+    AfterValidator(_unique),
+]
 
-        try:
-            base = get_catalog_device(str(cat).strip())
-        except FleetnasError as exc:
-            raise where.error("catalog", str(exc)) from None
-        family, features, measurer, desc = (
-            base.family,
-            dict(base.features),
-            base.measurer,
-            base.description,
-        )
-    family = raw.get("family") or family or defaults.get("family") or "other"
-    if family not in FAMILIES:
-        raise where.error("family", f"{family!r} is not one of {', '.join(FAMILIES)}")
-    feats = raw.get("features")
-    if feats is not None:
-        if not isinstance(feats, dict):
-            raise where.error("features", f"expected a mapping of spec features, got {feats!r}")
-        features.update({str(k): v for k, v in feats.items()})
-    if "measurer" in raw:
-        measurer = raw["measurer"]
-    elif measurer is None:
-        measurer = defaults.get("measurer")
-    if measurer in ("", "none", "null"):
-        measurer = None
-    if measurer is not None:
-        measurer = str(measurer).strip()
-        from fleetnas.measure import measurer_kinds, split_spec
 
-        kind = split_spec(measurer)[0]
-        if kind not in measurer_kinds():
-            raise where.error(
-                "measurer",
-                f"unknown measurer kind {kind!r} in {measurer!r}; expected one of "
-                f"{', '.join(measurer_kinds())} or none",
-            )
-    if measurer is not None and not features and cat in (None, ""):
-        local = _local_record(measurer, where)
-        if local is not None:
-            features = dict(local.features)
-            if not raw.get("family"):
-                family = local.family
-            desc = desc or local.description
-    proxy = raw.get("proxy") if raw.get("proxy") not in (None, "") else defaults.get("proxy")
-    desc = str(raw.get("description") or desc or "")
+class _DefaultsIn(_Model):
+    budgets: _Budgets = None
+    proxy: _Text = None
+    measurer: _Spec = None
+    family: _Family = None
+
+
+class _DeviceIn(_Model):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    name: Annotated[str, AfterValidator(_name)]
+    family: _Family = None
+    catalog: Annotated[Device | None, PlainValidator(_catalog)] = None
+    measurer: _Spec = None
+    proxy: _Text = None
+    description: _Text = None
+    features: Annotated[
+        dict[str, Any] | None,
+        BeforeValidator(lambda v: {str(k): x for k, x in v.items()} if isinstance(v, dict) else v),
+    ] = None
+    budgets: _Budgets = None
+
+
+class _FleetIn(_Model):
+    name: _Text = None
+    description: _Text = None
+    defaults: _DefaultsIn = _DefaultsIn()
+    devices: list[_DeviceIn]
+
+
+def _fail(
+    path: str, raw: Any, loc: Loc, message: str, row: Callable[[int], str] | None = None
+) -> InputError:
+    """``fleet file F: devices[3].budgets[0] (device 'x'): message``; in a CSV (``row`` naming
+    the row of a device), ``fleet file F: row 5 (device 'x'): budgets[0]: message``."""
+    entry = raw["devices"][loc[1]] if loc[:1] == ("devices",) and len(loc) > 1 else None
+    name = entry.get("name") if isinstance(entry, dict) else None
+    at = loc_text(loc) if row is None or len(loc) < 2 else row(loc[1])
+    at += f" (device {name!r})" if isinstance(name, str) and name.strip() else ""
+    key = loc_text(loc[2:]) + ": " if row is not None and len(loc) > 2 else ""
+    return InputError(f"fleet file {path}: {at + ': ' if at else ''}{key}{message}")
+
+
+def _known(loc: Loc) -> list[str]:
+    """The keys of the entry at ``loc``."""
+    if loc == ("defaults",):
+        model: type[_Model] = _DefaultsIn
+    elif len(loc) >= 2 and loc[-2] == "budgets":
+        model = _BudgetIn
+    else:
+        model = _DeviceIn if loc[-2:-1] == ("devices",) else _FleetIn
+    return list(model.model_fields)
+
+
+class _Unresolved(Exception):
+    """A device that validates but cannot be built: the key to blame and why."""
+
+    def __init__(self, key: str | None, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _resolve(d: _DeviceIn, defaults: _DefaultsIn) -> FleetDevice:
+    """The device record: the catalog's, with the file's keys over it and ``defaults`` under it;
+    a local runtime setting without features takes this machine's."""
+    base = d.catalog
+    family = d.family or (base.family if base else None) or defaults.family or "other"
+    features = {**(base.features if base else {}), **(d.features or {})}
+    if "measurer" in d.model_fields_set:
+        measurer = d.measurer
+    else:
+        measurer = base.measurer if base is not None and base.measurer else defaults.measurer
+    desc = d.description or (base.description if base else "")
+    if measurer is not None and not features and base is None:
+        from fleetnas.measure import split_spec
+        from fleetnas.measure.settings import RUNTIMES, local_device
+
+        if split_spec(measurer)[0] in RUNTIMES:
+            try:
+                local = local_device(measurer)
+            except FleetnasError as exc:
+                raise _Unresolved("measurer", str(exc)) from None
+            features, desc = dict(local.features), desc or local.description
+            family = family if d.family else local.family
+    budgets = d.budgets if d.budgets is not None else defaults.budgets
+    if budgets is None:
+        raise _Unresolved("budgets", "no budgets given (and none in defaults)")
     try:
-        device = Device(name, family, features, measurer=measurer, description=desc)
+        device = Device(d.name, family, features, measurer=measurer, description=desc or "")
     except InputError as exc:
-        raise where.error(None, str(exc)) from None
-    budgets = _budgets(raw.get("budgets", defaults.get("budgets")), where)
-    return FleetDevice(device, budgets, None if proxy is None else str(proxy))
+        raise _Unresolved(None, str(exc)) from None
+    proxy = d.proxy or defaults.proxy
+    return FleetDevice(device, budgets, proxy)  # type: ignore[arg-type]
 
 
-def _local_record(measurer: str, where: _Where) -> Device | None:
-    """The record of a local runtime setting (``onnxruntime:...``, ``litert:...``,
-    ``openvino:...``, ``torch:...``) on this machine, measurement protocol included, whose
-    features a fleet device without features takes."""
-    from fleetnas.measure import split_spec
-    from fleetnas.measure.settings import RUNTIMES, local_device
-
-    if split_spec(measurer)[0] not in RUNTIMES:
-        return None
+def _parse(raw: dict[str, Any], path: str, row: Callable[[int], str] | None = None) -> Fleet:
+    """The fleet of a YAML document (or of CSV rows as ``devices``, ``row`` naming a row)."""
     try:
-        return local_device(measurer)
-    except FleetnasError as exc:
-        raise where.error("measurer", str(exc)) from None
-
-
-def _defaults(raw: Any, path: str) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    where = _Where(path, "defaults")
-    if not isinstance(raw, dict):
-        raise where.error(None, f"expected a mapping, got {raw!r}")
-    extra = sorted(set(map(str, raw)) - _DEFAULT_KEYS)
-    if extra:
-        raise where.error(
-            None,
-            f"unknown key(s) {', '.join(extra)}; expected some of "
-            f"{', '.join(sorted(_DEFAULT_KEYS))}",
-        )
-    if "budgets" in raw:
-        _budgets(raw["budgets"], where)
-    return dict(raw)
+        doc = _FleetIn.model_validate(raw)
+    except ValidationError as exc:
+        raise _fail(path, raw, *first_error(exc, raw, _known), row) from None
+    devices = []
+    for i, d in enumerate(doc.devices):
+        try:
+            devices.append(_resolve(d, doc.defaults))
+        except _Unresolved as exc:
+            loc = ("devices", i, *([exc.key] if exc.key else []))
+            raise _fail(path, raw, loc, str(exc), row) from None
+    name, desc = doc.name or Path(path).stem, doc.description or ""
+    try:
+        return Fleet(name, devices, source=path, description=desc)
+    except InputError as exc:
+        raise InputError(f"fleet file {path}: {exc}") from None
 
 
 def _read_yaml(text: str, path: str) -> Fleet:
@@ -378,38 +394,16 @@ def _read_yaml(text: str, path: str) -> Fleet:
         raise InputError(f"fleet file {path}: not valid YAML{at}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("devices"), list):
         raise InputError(f"fleet file {path}: expected a mapping with a 'devices' list")
-    extra = sorted(set(map(str, raw)) - _TOP_KEYS)
-    if extra:
-        raise InputError(
-            f"fleet file {path}: unknown top-level key(s) {', '.join(extra)}; expected some of "
-            f"{', '.join(sorted(_TOP_KEYS))}"
-        )
-    defaults = _defaults(raw.get("defaults"), path)
-    devices = []
-    for i, item in enumerate(raw["devices"]):
-        where = _Where(path, f"devices[{i}]")
-        if not isinstance(item, dict):
-            raise where.error(None, f"expected a mapping with at least 'name', got {item!r}")
-        devices.append(_device(item, defaults, where))
-    name = str(raw.get("name") or Path(path).stem)
-    try:
-        return Fleet(name, devices, source=path, description=str(raw.get("description") or ""))
-    except InputError as exc:
-        raise InputError(f"fleet file {path}: {exc}") from None
+    return _parse(raw, path)
 
 
 def _cell_value(text: str) -> Any:
-    t = text.strip()
-    if t.lower() in ("true", "false"):
-        return t.lower() == "true"
-    try:
-        return int(t)
-    except ValueError:
-        pass
-    try:
-        return float(t)
-    except ValueError:
-        return t
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        with suppress(ValueError):
+            return kind(text)
+    return text
 
 
 def _read_csv(text: str, path: str) -> Fleet:
@@ -424,56 +418,43 @@ def _read_csv(text: str, path: str) -> Fleet:
             f"fleet file {path}: unknown column(s) {', '.join(extra)}; expected "
             f"{', '.join((*_CSV_COLUMNS, *_BUDGET_COLUMNS))} and {FEATURE_PREFIX}<key> columns"
         )
-    devices = []
-    for row_no, row in enumerate(reader, start=2):
-        where = _Where(path, f"row {row_no}")
+    devices: list[dict[str, Any]] = []
+    doc, where = {"devices": devices}, lambda i: f"row {i + 2}"
+    for row in reader:
+        cells = {k: v.strip() for k, v in row.items() if isinstance(v, str) and v.strip()}
+        devices.append({k: v for k, v in cells.items() if k in _CSV_COLUMNS})
+        loc, raw = ("devices", len(devices) - 1), devices[-1]
         if None in row:
-            raise where.error(None, "more cells than header columns")
-        raw: dict[str, Any] = {
-            k: v.strip() for k, v in row.items() if k in _CSV_COLUMNS and v and v.strip()
-        }
-        feats = {
-            k[len(FEATURE_PREFIX) :]: _cell_value(v)
-            for k, v in row.items()
-            if k.startswith(FEATURE_PREFIX) and v is not None and v.strip()
-        }
-        if feats:
+            raise _fail(path, doc, loc, "more cells than header columns", where)
+        n = len(FEATURE_PREFIX)
+        if feats := {k[n:]: _cell_value(v) for k, v in cells.items() if k.startswith("feature.")}:
             raw["features"] = feats
         if "measurer" not in raw and "catalog" not in raw:
             raw["measurer"] = None
-        raw["budgets"] = _csv_budgets(row, where, raw.get("name"))
-        devices.append(_device(raw, {}, where))
-    name = Path(path).stem
-    try:
-        return Fleet(name, devices, source=path)
-    except InputError as exc:
-        raise InputError(f"fleet file {path}: {exc}") from None
+        try:
+            raw["budgets"] = _csv_budgets(row)
+        except _Unresolved as exc:
+            raise _fail(path, doc, (*loc, str(exc.key)), str(exc), where) from None
+    return _parse(doc, path, where)
 
 
-def _csv_budgets(row: dict[str, str], where: _Where, name: Any) -> list[dict[str, Any]] | None:
-    where.device = name if isinstance(name, str) else None
-    split = {
-        k: [p.strip() for p in (row.get(k) or "").split(";")] if (row.get(k) or "").strip() else []
-        for k in _BUDGET_COLUMNS
-    }
+def _csv_budgets(row: dict[str, str]) -> list[dict[str, Any]] | None:
+    """One budget per ``;``-separated value; a single value applies to every budget."""
+    split = {k: [p.strip() for p in (row.get(k) or "").split(";")] for k in _BUDGET_COLUMNS}
+    split = {k: v for k, v in split.items() if v != [""]}
     n = max((len(v) for v in split.values()), default=0)
     if n == 0:
         return None
-    out = []
     for k, vals in split.items():
-        if len(vals) not in (0, 1, n):
-            raise where.error(
+        if len(vals) not in (1, n):
+            raise _Unresolved(
                 k, f"{len(vals)} ';'-separated values but another budget column has {n}"
             )
-    for i in range(n):
-        item = {}
-        for k, vals in split.items():
-            if vals:
-                item[k] = vals[i] if len(vals) == n else vals[0]
-        if "label" in item and n > 1 and len(split["label"]) == 1:
+    items = [{k: v[i] if len(v) == n else v[0] for k, v in split.items()} for i in range(n)]
+    if n > 1 and len(split.get("label", ())) == 1:
+        for item in items:
             item.pop("label")
-        out.append(item)
-    return out
+    return items
 
 
 def read_fleet(path: str | os.PathLike[str]) -> Fleet:
@@ -494,16 +475,11 @@ def read_fleet(path: str | os.PathLike[str]) -> Fleet:
 
 # ---- writing ---------------------------------------------------------------------------------
 def _device_dict(d: FleetDevice) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": d.device.name, "family": d.device.family}
-    if d.device.features:
-        out["features"] = dict(d.device.features)
-    out["measurer"] = d.device.measurer
-    if d.proxy:
-        out["proxy"] = d.proxy
-    if d.device.description:
-        out["description"] = d.device.description
-    out["budgets"] = [b.to_json() for b in d.budgets]
-    return out
+    dev = d.device
+    out = {"name": dev.name, "family": dev.family, "features": dict(dev.features) or None}
+    out |= {"measurer": dev.measurer, "proxy": d.proxy, "description": dev.description or None}
+    out = {k: v for k, v in out.items() if v is not None or k == "measurer"}
+    return {**out, "budgets": [b.to_json() for b in d.budgets]}
 
 
 def _cell(value: Any) -> str:
@@ -557,11 +533,15 @@ def write_fleet(fleet: Fleet, path: str | os.PathLike[str]) -> Path:
 
 
 # ---- generated fleets ------------------------------------------------------------------------
-def parse_budgets(texts: Iterable[str | float], what: str = "--budget") -> tuple[Budget, ...]:
+def parse_budgets(texts: Iterable[str | float], what: str = "--budgets") -> tuple[Budget, ...]:
     """Budgets from short strings (``p50``, ``20``, ``20ms+90mJ`` is not accepted: one latency
     limit each); used by generators and the CLI."""
-    where = _Where(what, "")
-    return _budgets(list(texts), where)
+    raw = list(texts)
+    try:
+        return TypeAdapter(_Budgets).validate_python(raw) or ()
+    except ValidationError as exc:
+        loc, msg = first_error(exc, raw, _known)
+        raise InputError(f"{loc_text(loc, what)}: {msg}") from None
 
 
 def sim_fleet(
@@ -589,7 +569,6 @@ __all__ = [
     "Limit",
     "entry_key",
     "parse_budgets",
-    "parse_limit",
     "read_fleet",
     "sim_fleet",
     "write_fleet",

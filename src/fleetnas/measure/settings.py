@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleetnas.devices import Device
 from fleetnas.errors import InputError
-from fleetnas.measure.spec import parse_options, split_spec
+from fleetnas.measure.spec import parse_into, parse_options, split_spec
 
 if TYPE_CHECKING:
     from fleetnas.measure.timing import TimingConfig
@@ -126,14 +126,8 @@ class RuntimeSetting:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RuntimeSetting:
-        known = {"runtime", *SETTING_KEYS}
-        extra = sorted(set(d) - known)
-        if extra:
-            raise InputError(
-                f"unknown runtime setting(s) {', '.join(extra)}; expected "
-                f"{', '.join(sorted(known))}"
-            )
-        return cls(**{k: _coerce(k, v) for k, v in d.items()})
+        """From a mapping of setting keys (strings as written in a spec are converted)."""
+        return parse_into(cls, d, f"{d.get('runtime', 'runtime')} spec")
 
     @classmethod
     def parse(cls, runtime: str, arg: str) -> tuple[RuntimeSetting, dict[str, str]]:
@@ -225,15 +219,6 @@ def local_device(spec: str, prefix: str | None = None) -> Device:
     setting, rest = RuntimeSetting.parse(kind, arg)
     name_prefix = rest.pop("prefix", prefix or "local")
     return setting.device(prefix=name_prefix, timing=TimingConfig.from_options(rest))
-
-
-def _coerce(key: str, value: Any) -> Any:
-    if key in ("threads", "batch"):
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise InputError(f"{key} must be an integer, got {value!r}") from None
-    return str(value)
 
 
 def runtime_version(runtime: str, raw: bool = False) -> str:

@@ -17,8 +17,11 @@ register themselves when their module is imported; :data:`PLUGINS` names those m
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from functools import cache
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fleetnas.errors import InputError, unknown
 from fleetnas.measure.base import MEASURERS, Measurer
@@ -38,6 +41,7 @@ PLUGINS: dict[str, str] = {
     "agent": "fleetnas.measure.remote",
     "sim": "fleetnas.sim",
 }
+T = TypeVar("T")
 
 
 def split_spec(spec: str) -> tuple[str, str]:
@@ -59,6 +63,38 @@ def parse_options(arg: str, what: str) -> dict[str, str]:
             raise InputError(f"{what}: expected key=value pairs separated by commas, got {part!r}")
         out[key.strip()] = value.strip()
     return out
+
+
+def parse_into(cls: type[T], opts: Mapping[str, Any], what: str) -> T:
+    """``opts`` (spec options, strings as written) as a ``cls`` dataclass, converted to its
+    fields' types and checked by pydantic. An unknown option or a value of the wrong type is one
+    line naming ``what``, the option, its value and what is expected; ``cls``'s own checks
+    (``__post_init__``) keep their messages."""
+    from pydantic import ValidationError
+
+    from fleetnas.schema import first_error
+
+    known = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    for key in opts:
+        if key not in known:
+            raise InputError(f"unknown {what} option {key!r}; expected one of {', '.join(known)}")
+    try:
+        return _adapter(cls).validate_python(dict(opts))
+    except ValidationError as exc:
+        loc, msg = first_error(exc, dict(opts), got=False)
+        if not loc or loc[0] not in opts:
+            raise InputError(msg) from None
+        key = loc[0]
+        raise InputError(
+            f"{what} option {key}={opts[key]!r} is not a valid value ({msg})"
+        ) from None
+
+
+@cache
+def _adapter(cls: type) -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(cls)
 
 
 def get_measurer(

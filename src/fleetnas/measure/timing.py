@@ -25,8 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
-from functools import lru_cache
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -84,27 +83,12 @@ class TimingConfig:
     def from_options(cls, opts: dict[str, str]) -> TimingConfig:
         """From spec options such as ``repeats=5``, ``processes=2``, ``cpus=0+1``, ``energy=1``
         (strings converted to each field's type by pydantic)."""
-        from pydantic import ValidationError
+        from fleetnas.measure.spec import parse_into
 
-        known = [f.name for f in fields(cls)]
-        for key in opts:
-            if key not in known:
-                raise InputError(
-                    f"unknown measuring option {key!r}; expected one of {', '.join(known)}"
-                )
         values: dict[str, Any] = dict(opts)
         if isinstance(values.get("cpus"), str):
             values["cpus"] = values["cpus"].split("+")
-        try:
-            return _timing_adapter().validate_python(values)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            key = str(err["loc"][0]) if err["loc"] else ""
-            if key not in opts:  # __post_init__'s own check
-                raise InputError(str(err.get("ctx", {}).get("error", err["msg"]))) from None
-            raise InputError(
-                f"measuring option {key}={opts[key]!r} is not a valid value ({err['msg'].lower()})"
-            ) from None
+        return parse_into(cls, values, "measuring")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -123,13 +107,6 @@ class TimingConfig:
             f" or session_spread>{self.process_spread_max:g} or bimodal gap>{self.gap_min:g}"
             f"/{self.minor_mode_min:g}); pin={pin}"
         )
-
-
-@lru_cache(maxsize=1)
-def _timing_adapter() -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(TimingConfig)
 
 
 def summarize(samples: np.ndarray) -> dict[str, float]:
