@@ -225,7 +225,9 @@ def lut_name(device: str, space: SearchSpace) -> str:
 
 def save_lut(store: Store, name: str, lut: dict[str, Any], check: dict[str, Any]) -> str:
     """Store the table and its check as the ``latency_lut`` artifact ``name``."""
-    summary = {k: v for k, v in check.items() if k not in ("designs", "predicted_ms", "measured_ms")}
+    summary = {
+        k: v for k, v in check.items() if k not in ("designs", "predicted_ms", "measured_ms")
+    }
     payload = {**lut, "check": check}
     return store.save_artifact(
         Artifact(

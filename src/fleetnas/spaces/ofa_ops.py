@@ -34,7 +34,11 @@ if TYPE_CHECKING:
 
 HEAD_SLOTS = ("conv_1", "avgpool", "conv_2", "logits")
 LAYER_SLOTS = tuple(
-    f"s{s}p{p}_k{k}_e{e}" for s in range(o.N_STAGES) for p in (0, 1) for k in o.KS for e in o.EXPANDS
+    f"s{s}p{p}_k{k}_e{e}"
+    for s in range(o.N_STAGES)
+    for p in (0, 1)
+    for k in o.KS
+    for e in o.EXPANDS
 )
 SLOTS = ("stem", "first", *LAYER_SLOTS, *HEAD_SLOTS)
 
