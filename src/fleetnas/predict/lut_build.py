@@ -8,7 +8,8 @@ when it runs again. The table has the format of :func:`fleetnas.data.read_lut` (
 per-resolution ``{key: {count, mean, std}}``), so :class:`~fleetnas.predict.lut.OFALatencyLUT`
 and ``fleetnas search --latency lut:NAME`` read it unchanged. ``mean`` holds the measurer's
 main statistic (the median for real runtimes), ``std`` the IQR / 1.349 (a robust standard
-deviation) and ``count`` the timed runs.
+deviation) and ``count`` the timed runs (1 for an operator reused from the store, whose
+run count the store does not return).
 
 Its sum is checked against whole-network measurements of ``n_check`` random designs on the same
 device: median and p90 of ``|sum - measured| / measured``, the mean signed error (the sum's
@@ -156,7 +157,7 @@ def _table(
 
     entry = {
         ops_space.format(a): {
-            "count": int(max(stats["n"][j], 1)),
+            "count": int(max(np.nan_to_num(stats["n"][j]), 1)),
             "mean": float(values[j]),
             "std": float(np.nan_to_num(stats["iqr"][j]) / 1.349),
         }
@@ -229,22 +230,22 @@ def save_lut(store: Store, name: str, lut: dict[str, Any], check: dict[str, Any]
         k: v for k, v in check.items() if k not in ("designs", "predicted_ms", "measured_ms")
     }
     payload = {**lut, "check": check}
-    return store.save_artifact(
-        Artifact(
-            name=name,
-            kind=LUT_KIND,
-            payload=json.dumps(payload, sort_keys=True).encode(),
-            meta={
-                "device": lut["device"],
-                "space": lut["space"],
-                "unit": "ms",
-                "resolutions": sorted(int(r) for r in lut["tables"]),
-                "source": f"measured by fleetnas predict lut on {lut['device']}",
-                "identity": lut.get("identity"),
-                "check": summary,
-            },
-        )
+    art = Artifact(
+        name=name,
+        kind=LUT_KIND,
+        payload=json.dumps(payload, sort_keys=True).encode(),
+        meta={
+            "device": lut["device"],
+            "space": lut["space"],
+            "unit": "ms",
+            "resolutions": sorted(int(r) for r in lut["tables"]),
+            "source": f"measured by fleetnas predict lut on {lut['device']}",
+            "identity": lut.get("identity"),
+            "check": summary,
+        },
     )
+    with store.run("predict-lut", {"artifact": name, "device": lut["device"]}) as run:
+        return run.save_artifact(art)
 
 
 def write_lut(path: str | Path, lut: dict[str, Any], check: dict[str, Any] | None = None) -> None:
