@@ -123,7 +123,7 @@ def build_lut(
         measured += out.cost.measurements
         reused += out.cost.reused
         seconds += out.cost.device_seconds
-        i += size
+        i = min(i + size, len(ops))
         say(f"operators: {i}/{len(ops)} ({measured} measured, {reused} reused)")
     missing = np.isnan(values[:i]).any() or i < len(ops)
     if np.isnan(stats["iqr"][:i]).any() and not missing:
