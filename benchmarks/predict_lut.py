@@ -156,7 +156,10 @@ def _markdown(o: dict[str, Any]) -> str:
             "alone is slower than the network, by the per-call overhead of each operator's own "
             "session run and copies at operator borders). OFA's Note10 table and FLOPs rank "
             "the same designs without measuring here; their scale is another device's, so only "
-            "Spearman is comparable.",
+            "Spearman is comparable. A load average above the cores allowed preempts long "
+            "runs (whole networks, milliseconds) far more than sub-millisecond ones (most "
+            "operators), so there the sum falls below the networks: re-run on an idle core "
+            "(another `--db`) before trusting the scale.",
             "",
             "Per resolution of the check designs:",
             "",
