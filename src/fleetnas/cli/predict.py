@@ -17,7 +17,7 @@ from fleetnas.errors import InputError
 
 app = typer.Typer(
     help="Latency of designs on a device, with an interval; `predict fit` builds a device's "
-    "own predictor from measurements.",
+    "own predictor from measurements, `predict lut` its operator look-up table.",
     invoke_without_command=True,
 )
 
