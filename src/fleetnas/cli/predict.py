@@ -1,6 +1,7 @@
-"""``fleetnas predict``: latency of designs on a stored device with an interval, and ``fleetnas
+"""``fleetnas predict``: latency of designs on a stored device with an interval, ``fleetnas
 predict fit``: measure a device, fit and store its own latency predictor
-(:mod:`fleetnas.predict.own_device`)."""
+(:mod:`fleetnas.predict.own_device`), and ``fleetnas predict lut``: measure a device's operator
+look-up table (:mod:`fleetnas.predict.lut_build`)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from fleetnas.errors import InputError
 
 app = typer.Typer(
     help="Latency of designs on a device, with an interval; `predict fit` builds a device's "
-    "own predictor from measurements.",
+    "own predictor from measurements, `predict lut` its operator look-up table.",
     invoke_without_command=True,
 )
 
@@ -198,6 +199,121 @@ def fit(
         False,
         title=f"accuracy on {h['n']} held-out measured designs of {device}",
     )
+
+
+@app.command("lut")
+def lut(
+    ctx: typer.Context,
+    device: str = typer.Option(..., "--device", "-d", help="Stored device with a measurer."),
+    space: str = typer.Option(..., "--space", "-s", help="Space with operators: ofa_mbv3."),
+    resolutions: str | None = typer.Option(
+        None, help="Comma-separated input resolutions to tabulate (default all 25, 128..224)."
+    ),
+    max_measurements: int | None = typer.Option(
+        None,
+        "--max-measurements",
+        min=1,
+        help="Cap on new operator measurements; stored operators are free, so a capped build "
+        "goes on where it stopped when run again.",
+    ),
+    check: int = typer.Option(
+        50, "--check", min=3, help="Whole-network designs the table's sum is checked on."
+    ),
+    name: str | None = typer.Option(
+        None, "--name", help="Name of the stored table (default DEVICE/SPACE/lut)."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Also write the table here (.yaml/.yml: YAML, else JSON)."
+    ),
+    seed: int = typer.Option(0, help="Seed of the check designs."),
+    db: str | None = DbOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Measure every distinct operator of the space's networks on the device, store the
+    table in the format of OFA's latency tables (`search --latency lut:NAME` reads it) and
+    check its sum against whole-network measurements."""
+    from fleetnas.measure import measurer_for
+    from fleetnas.predict import lut_build as lb
+    from fleetnas.spaces import get_space
+
+    if db is None and isinstance(ctx.obj, dict):
+        db = ctx.obj.get("db")
+    sp = get_space(space)
+    ops = lb.operator_space(sp)
+    res = lb.check_resolutions(_int_list(resolutions, "--resolutions"))
+    if out is not None and (out.is_dir() or not out.parent.is_dir()):
+        raise InputError(f"--out {out}: not a file in an existing folder")
+    say = None if as_json else (lambda msg: console.print(msg, highlight=False))
+    with open_store_from(db) as store:
+        meter = measurer_for(store.get_device(device), store)
+        built = lb.build_lut(sp, meter, res, max_measurements, progress=say)
+        doc: dict[str, Any] = {
+            "device": device,
+            "space": sp.name,
+            "resolutions": list(res),
+            "operators": built.operators,
+            "measured": built.measured,
+            "reused": built.reused,
+            "device_seconds": built.device_seconds,
+            "complete": built.complete,
+        }
+        if built.lut is not None:
+
+            def measure(a: np.ndarray) -> np.ndarray:
+                return np.asarray(meter.measure(sp, a, ("latency",))["latency"], dtype=float)
+
+            result = lb.check_lut(sp, built.lut, measure, n=check, seed=seed)
+            art = name or lb.lut_name(device, sp)
+            lb.save_lut(store, art, built.lut, result)
+            if out is not None:
+                lb.write_lut(out, built.lut, result)
+            doc.update(
+                table=art,
+                out=str(out) if out is not None else None,
+                check={k: v for k, v in result.items() if k != "designs"},
+            )
+    if as_json:
+        emit_doc("predict lut", doc)
+        return
+    if not built.complete:
+        console.print(
+            f"stopped at the cap: {built.measured} operators measured, "
+            f"{built.operators - built.measured - built.reused} of {built.operators} still "
+            "missing; run again to go on (measured operators are stored). Nothing stored as "
+            "a table yet.",
+            highlight=False,
+        )
+        return
+    c = doc["check"]
+    console.print(
+        f"stored latency table {doc['table']!r} ({ops.name}: {built.operators} operators at "
+        f"{len(res)} resolution(s); {built.measured} measured, {built.reused} reused)",
+        highlight=False,
+    )
+    emit(
+        [
+            {
+                "designs": c["n"],
+                "median |error| %": round(100 * c["median_rel_error"], 2),
+                "p90 |error| %": round(100 * c["p90_rel_error"], 2),
+                "mean signed error %": round(100 * c["mean_signed_rel_error"], 2),
+                "Spearman": round(c["spearman"], 4),
+            }
+        ],
+        False,
+        title=f"table sum vs whole-network latency on {device}",
+    )
+    if out is not None:
+        console.print(f"wrote {out}", highlight=False)
+
+
+def _int_list(text: str | None, flag: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{flag} must be comma-separated integers, got {text!r}") from None
 
 
 def _check_level(level: float) -> None:

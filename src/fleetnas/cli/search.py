@@ -29,7 +29,8 @@ ACCURACY_HELP = (
     "nb201, ofa for ofa_mbv3."
 )
 LATENCY_HELP = (
-    "Latency source: lut (OFA's Note10 operator table, ofa_mbv3), table:DEVICE (the store's "
+    "Latency source: lut (OFA's Note10 operator table, ofa_mbv3), lut:NAME (a table measured "
+    "by predict lut, stored or its --out file), table:DEVICE (the store's "
     "measured latencies of DEVICE) or predictor:NAME (a stored latency predictor)."
 )
 
@@ -69,7 +70,7 @@ def latency_source(store: Any, space: Any, source: str, data_dir: Any):
                 "table:DEVICE or predictor:NAME"
             )
         if arg and arg != OFALatencyLUT.lut_name:
-            raise InputError(f"--latency {source!r}: the stored table is lut:note10")
+            return source, _named_lut(store, space, arg).predict
         return "lut:note10", _from_store_or_data(OFALatencyLUT, store, data_dir).predict
     if kind == "table" and arg:
         from fleetnas.predict import TableLookup
@@ -90,6 +91,25 @@ def latency_source(store: Any, space: Any, source: str, data_dir: Any):
 
         return source, load_predictor(store, arg, space).predict
     raise InputError(f"--latency {source!r}: expected lut, table:DEVICE or predictor:NAME")
+
+
+def _named_lut(store: Any, space: Any, arg: str) -> Any:
+    """A measured table: a stored ``latency_lut`` artifact (``fleetnas predict lut``) or a
+    file it wrote."""
+    from pathlib import Path
+
+    from fleetnas.errors import UnknownNameError
+    from fleetnas.predict import OFALatencyLUT
+
+    if arg.endswith((".yaml", ".yml", ".json")) and Path(arg).is_file():
+        return OFALatencyLUT.from_file(arg, space=space)
+    try:
+        return OFALatencyLUT.from_store(store, arg, space=space)
+    except UnknownNameError:
+        raise InputError(
+            f"--latency lut:{arg}: no stored latency table {arg!r} and no such table file; "
+            "build one with fleetnas predict lut"
+        ) from None
 
 
 def _from_store_or_data(cls: Any, store: Any, data_dir: Any) -> Any:

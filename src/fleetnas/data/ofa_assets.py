@@ -91,6 +91,10 @@ def _read_lut_file(data_dir: str | os.PathLike[str] | None, rel: str) -> dict[st
         raw = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise DataError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+    return _check_lut_entries(raw, str(path))
+
+
+def _check_lut_entries(raw: Any, path: str) -> dict[str, dict]:
     if not isinstance(raw, dict) or not raw:
         raise DataError(f"{path}: expected a mapping operator key -> {{count, mean, std|var}}")
     out = {}
@@ -142,6 +146,28 @@ def read_specialized_subnets(data_dir: str | os.PathLike[str] | None = None) -> 
             }
         )
     return out
+
+
+def read_lut_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A table file written by ``fleetnas predict lut --out`` (YAML or JSON of
+    :func:`read_lut`'s dict, ``tables`` keyed by resolution), entries checked as OFA's."""
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text())  # JSON is YAML
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise DataError(f"cannot read latency table {p}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("tables"), dict) or not raw["tables"]:
+        raise DataError(f"{p}: expected a latency table with 'tables': {{resolution: ops}}")
+    tables = {}
+    for res, ops in raw["tables"].items():
+        try:
+            r = int(res)
+        except (TypeError, ValueError):
+            raise DataError(f"{p}: resolution {res!r} is not an integer") from None
+        tables[r] = _check_lut_entries(ops, f"{p} @{r}")
+    return {**raw, "tables": tables}
 
 
 def lut_from_artifact(artifact: Artifact) -> dict[str, Any]:

@@ -82,13 +82,21 @@ class _LUTBase(Predictor):
         return cls(**params).from_lut(read_lut(data_dir, cls.lut_name))
 
     @classmethod
-    def from_store(cls, store: Any, **params: Any) -> Self:
-        """From the ``latency_lut`` artifact that ``fleetnas data import`` stores."""
+    def from_store(cls, store: Any, name: str | None = None, **params: Any) -> Self:
+        """From a ``latency_lut`` artifact: the imported table (``fleetnas data import``) or
+        one measured by ``fleetnas predict lut`` (``name``)."""
         from fleetnas.data.ofa_assets import lut_from_artifact
 
         return cls(**params).from_lut(
-            lut_from_artifact(store.load_artifact(cls.lut_name, LUT_KIND))
+            lut_from_artifact(store.load_artifact(name or cls.lut_name, LUT_KIND))
         )
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], **params: Any) -> Self:
+        """From a table file that ``fleetnas predict lut --out`` writes (YAML or JSON)."""
+        from fleetnas.data.ofa_assets import read_lut_file
+
+        return cls(**params).from_lut(read_lut_file(path))
 
     def from_lut(self, lut: dict[str, Any]) -> Self:
         """Vectorize a table dict ``{"tables": {resolution: {key: {"mean": ms, ...}}}}``."""
