@@ -204,7 +204,7 @@ def fit(
 @app.command("lut")
 def lut(
     ctx: typer.Context,
-    device: str = typer.Option(..., "--device", "-d", help="Stored device with a measurer."),
+    device: str = typer.Option(..., "--device", help="Stored device with a measurer."),
     space: str = typer.Option(..., "--space", "-s", help="Space with operators: ofa_mbv3."),
     resolutions: str | None = typer.Option(
         None, help="Comma-separated input resolutions to tabulate (default all 25, 128..224)."
