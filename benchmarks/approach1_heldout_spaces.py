@@ -316,6 +316,17 @@ def notes(res: dict[str, Any]) -> list[str]:
             "FLOPs surrogate drives the same code paths as an accuracy would. The measurement "
             "counts depend on the objective (a flatter or steeper front stops sooner or later)."
         )
+    infeasible = [
+        f"{key} ({split}) {name} {m['summary']['infeasible']}"
+        for key, sp in res["spaces"].items()
+        for split, sres in sp["splits"].items()
+        for name, m in sres["methods"].items()
+        if m["summary"].get("infeasible")
+    ]
+    out.append(
+        "- Entries that returned no measured design within the budget (status `infeasible`, "
+        "no regret counted): " + (", ".join(infeasible) if infeasible else "none") + "."
+    )
     for key, sp in res["spaces"].items():
         for split, sres in sp["splits"].items():
             d = sres["methods"].get("default")
