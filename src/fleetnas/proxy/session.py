@@ -9,8 +9,9 @@ designs from memory at no cost, and keeps the running :class:`~fleetnas.measure.
   measurers that write their results (local runtimes, agents, the simulator) find them there
   themselves; a replayed table (``table:DEVICE``) writes nothing, so the session keeps a *ledger*
   artifact of the designs already charged on that device and serves those for free next time.
-- :class:`ReplaySession` answers from full value arrays over an enumerable space and charges
-  exactly like ``table:DEVICE`` (one measurement per distinct design, its latency as device
+- :class:`ReplaySession` answers from full value arrays over an enumerable space (or over a
+  finite table of designs of any space, e.g. HELP's 5,000 OFA subnets) and charges exactly like
+  ``table:DEVICE`` (one measurement per distinct design, its latency as device
   seconds). The benchmarks use it for sweeps over thousands of (proxy, target, budget) runs;
   tests check that it gives the same results as the measurer path.
 """
