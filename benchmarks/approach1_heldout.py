@@ -130,6 +130,12 @@ class Bench:
         self.full_pool = ProxyPool.from_store(self.store, self.space)
         self.ref = reference_archs(self.store, self.space)
 
+    def codes(self, archs: np.ndarray) -> np.ndarray:
+        """Rows of ``archs`` in :attr:`acc` (and every latency vector)."""
+        from fleetnas.proxy import design_codes
+
+        return design_codes(self.space, archs)
+
     def workspace(self, names: list[str], candidates: np.ndarray | None = None) -> Any:
         """Approach 1's workspace over the pool ``names``; ``candidates`` (default: the whole
         space) restricts the designs it may choose."""
@@ -216,9 +222,7 @@ Method = Callable[[Bench, Target, Any, int | None], list[dict[str, Any]]]
 
 
 def entry_row(b: Bench, t: Target, qi: int, status: str, arch: Any, lat: float, n: int, **kw):
-    from fleetnas.proxy import design_codes
-
-    acc = float(b.acc[design_codes(b.space, np.asarray(arch)[None])[0]]) if arch is not None else 0
+    acc = float(b.acc[b.codes(np.asarray(arch)[None])[0]]) if arch is not None else 0
     budget = float(t.budgets[qi])
     ok = status == "ok"
     return {
@@ -481,14 +485,22 @@ def summarize(rows: list[dict[str, Any]], cap: int | None = None) -> dict[str, A
 
 
 def bench(
-    b: Bench, splits: list[str], quick: bool, only: list[str] | None, caps: tuple[int, ...]
+    b: Any,
+    splits: list[str],
+    quick: bool,
+    only: list[str] | None,
+    caps: tuple[int, ...],
+    targets_of: Callable[[Any, str, bool], list[Target]] | None = None,
+    meths: dict[str, tuple[Method, bool]] | None = None,
 ) -> dict[str, Any]:
+    """Every method on every split's targets (``targets_of``, default :func:`targets`), with
+    the anytime curve under ``caps`` for the methods that have one."""
     res: dict[str, Any] = {"splits": {}}
-    meths = methods(quick)
+    meths = methods(quick) if meths is None else meths
     if only:
         meths = {k: v for k, v in meths.items() if k in only}
     for split in splits:
-        tg = targets(b, split, quick)
+        tg = (targets_of or targets)(b, split, quick)
         sres: dict[str, Any] = {"targets": [t.column for t in tg], "methods": {}}
         res["splits"][split] = sres
         if not tg:
@@ -584,65 +596,71 @@ def markdown(res: dict[str, Any]) -> str:
         if sres.get("note"):
             lines += [f"{sres['note']}: no exchange CSVs under `benchmarks/results/stacks/`.", ""]
             continue
-        lines += [
-            f"Targets: {', '.join(sres['targets'])} (pool sizes "
-            + ", ".join(f"{k} {v}" for k, v in sres["pools"].items())
-            + ").",
-            "",
-            "| method | entries | violations | failed | cap exceeded | cap extended | meas. mean "
-            "| meas. max | regret mean | p90 | max | q10 | q30 | q50 | q70 | q90 |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for name, m in sres["methods"].items():
-            s = m["summary"]
-            pq = s["per_quantile"]
-            lines.append(
-                f"| {name} | {s['entries']} | {s['violations']} | {s['failed']} | "
-                f"{s['cap_exceeded']} | {s.get('cap_extended', 0)} | "
-                f"{s['measurements_mean']:.1f} | {s['measurements_max']} | "
-                f"{_f(s.get('regret_mean'))} | {_f(s.get('regret_p90'))} | "
-                f"{_f(s.get('regret_max'))} | "
-                + " | ".join(_f(pq[str(q)]) for q in QUANTILES)
-                + " |"
-            )
-        lines.append("")
-        curves = {k: v["anytime"] for k, v in sres["methods"].items() if v["anytime"]}
-        if curves:
-            lines += [
-                "Anytime curve (regret mean pp / measurements mean / cap exceeded, per cap):",
-                "",
-                "| method | " + " | ".join(f"cap {c}" for c in res["caps"]) + " |",
-                "|---|" + "---|" * len(res["caps"]),
-            ]
-            for name, cv in curves.items():
-                cells = []
-                for c in res["caps"]:
-                    x = cv.get(str(c), {})
-                    cells.append(
-                        f"{_f(x.get('regret_mean'))} / {_f(x.get('measurements_mean'), 1)} / "
-                        f"{x.get('cap_exceeded', '-')}"
-                    )
-                lines.append(f"| {name} | " + " | ".join(cells) + " |")
-            lines.append("")
-        for name, m in sres["methods"].items():
-            lines.append(
-                f"- {name}, per target (regret mean / q10): "
-                + ", ".join(
-                    f"{t} {_f(s.get('regret_mean'), 2)} / {_f(s['per_quantile']['0.1'], 2)}"
-                    for t, s in m["per_target"].items()
-                )
-                + "; worst: "
-                + "; ".join(f"{w['target']} q{w['q']} {w['regret']:.2f}" for w in m["worst"][:3])
-                + (
-                    "; failed: "
-                    + "; ".join(f"{w['target']} q{w['q']}: {w['reason']}" for w in m["failed"])
-                    if m["failed"]
-                    else ""
-                )
-            )
-        lines.append("")
+        lines += split_section(sres, res["caps"])
     lines += ["## Notes", "", *notes(res), ""]
     return "\n".join(lines)
+
+
+def split_section(sres: dict[str, Any], caps: list[int]) -> list[str]:
+    """One split's markdown: targets and pools, the method table, the anytime curve, the
+    per-target regret and worst entries (ends with a blank line)."""
+    lines: list[str] = []
+    lines += [
+        f"Targets: {', '.join(sres['targets'])} (pool sizes "
+        + ", ".join(f"{k} {v}" for k, v in sres["pools"].items())
+        + ").",
+        "",
+        "| method | entries | violations | failed | cap exceeded | cap extended | meas. mean "
+        "| meas. max | regret mean | p90 | max | q10 | q30 | q50 | q70 | q90 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in sres["methods"].items():
+        s = m["summary"]
+        pq = s["per_quantile"]
+        lines.append(
+            f"| {name} | {s['entries']} | {s['violations']} | {s['failed']} | "
+            f"{s['cap_exceeded']} | {s.get('cap_extended', 0)} | "
+            f"{s['measurements_mean']:.1f} | {s['measurements_max']} | "
+            f"{_f(s.get('regret_mean'))} | {_f(s.get('regret_p90'))} | "
+            f"{_f(s.get('regret_max'))} | " + " | ".join(_f(pq[str(q)]) for q in QUANTILES) + " |"
+        )
+    lines.append("")
+    curves = {k: v["anytime"] for k, v in sres["methods"].items() if v["anytime"]}
+    if curves:
+        lines += [
+            "Anytime curve (regret mean pp / measurements mean / cap exceeded, per cap):",
+            "",
+            "| method | " + " | ".join(f"cap {c}" for c in caps) + " |",
+            "|---|" + "---|" * len(caps),
+        ]
+        for name, cv in curves.items():
+            cells = []
+            for c in caps:
+                x = cv.get(str(c), {})
+                cells.append(
+                    f"{_f(x.get('regret_mean'))} / {_f(x.get('measurements_mean'), 1)} / "
+                    f"{x.get('cap_exceeded', '-')}"
+                )
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    for name, m in sres["methods"].items():
+        lines.append(
+            f"- {name}, per target (regret mean / q10): "
+            + ", ".join(
+                f"{t} {_f(s.get('regret_mean'), 2)} / {_f(s['per_quantile']['0.1'], 2)}"
+                for t, s in m["per_target"].items()
+            )
+            + "; worst: "
+            + "; ".join(f"{w['target']} q{w['q']} {w['regret']:.2f}" for w in m["worst"][:3])
+            + (
+                "; failed: "
+                + "; ".join(f"{w['target']} q{w['q']}: {w['reason']}" for w in m["failed"])
+                if m["failed"]
+                else ""
+            )
+        )
+    lines.append("")
+    return lines
 
 
 def _m(res: dict[str, Any], split: str, method: str, key: str = "regret_mean") -> Any:

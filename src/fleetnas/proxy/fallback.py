@@ -74,11 +74,18 @@ def check_monotonicity(
     )
 
 
-def spread_designs(space: Any, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` distinct designs drawn uniformly (without replacement for enumerable spaces)."""
+def spread_designs(
+    space: Any, n: int, seed: int = 0, candidates: np.ndarray | None = None
+) -> np.ndarray:
+    """``n`` distinct designs drawn uniformly (without replacement for enumerable spaces);
+    for a space too large to enumerate, from ``candidates`` (``m x D``, e.g. a workspace's
+    finite candidate table) when given, else sampled from the space."""
     if n < 1:
         raise InputError(f"need at least one design, got {n}")
     rng = np.random.default_rng(seed)
+    if space.size > MAX_ENUMERABLE and candidates is not None and len(candidates):
+        c = np.unique(space.check(candidates), axis=0)
+        return c[np.sort(rng.choice(len(c), size=min(n, len(c)), replace=False))]
     if space.size <= MAX_ENUMERABLE:
         all_ = space.enumerate()
         return all_[np.sort(rng.choice(len(all_), size=min(n, len(all_)), replace=False))]
@@ -90,14 +97,16 @@ def train_target_predictor(
     n: int = 100,
     seed: int = 0,
     n_members: int = 3,
+    candidates: np.ndarray | None = None,
 ) -> tuple[Predictor, Predictor | None, int]:
-    """Measure ``n`` spread designs on the session's target and fit its own predictors
+    """Measure ``n`` spread designs (:func:`spread_designs`, from ``candidates`` where the space
+    cannot be enumerated) on the session's target and fit its own predictors
     (:class:`~fleetnas.predict.GBTEnsemble` on log values) on everything measured there.
     Returns ``(latency predictor, energy predictor or None, designs charged)``."""
     from fleetnas.predict import GBTEnsemble
 
     before = session.cost.measurements
-    session.measure(spread_designs(session.space, n, seed))
+    session.measure(spread_designs(session.space, n, seed, candidates))
     archs, vals = session.measured
     if len(archs) < GBTEnsemble.min_samples:
         raise InputError(

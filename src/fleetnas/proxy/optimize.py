@@ -498,7 +498,9 @@ def optimize_device(
         fb_start = session.cost.measurements
         room = cfg.cap - spent_since(session, start)["measurements"]
         if room > cfg.fallback_designs:
-            lat_p, en_p, _ = train_target_predictor(session, cfg.fallback_designs, cfg.seed)
+            lat_p, en_p, _ = train_target_predictor(
+                session, cfg.fallback_designs, cfg.seed, candidates=workspace.candidates
+            )
             name = session.device
             workspace.pool.register(name, lat_p, store, target_device, en_p, source="fallback")
             workspace.forget(name)

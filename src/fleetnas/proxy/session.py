@@ -9,8 +9,9 @@ designs from memory at no cost, and keeps the running :class:`~fleetnas.measure.
   measurers that write their results (local runtimes, agents, the simulator) find them there
   themselves; a replayed table (``table:DEVICE``) writes nothing, so the session keeps a *ledger*
   artifact of the designs already charged on that device and serves those for free next time.
-- :class:`ReplaySession` answers from full value arrays over an enumerable space and charges
-  exactly like ``table:DEVICE`` (one measurement per distinct design, its latency as device
+- :class:`ReplaySession` answers from full value arrays over an enumerable space (or over a
+  finite table of designs of any space, e.g. HELP's 5,000 OFA subnets) and charges exactly like
+  ``table:DEVICE`` (one measurement per distinct design, its latency as device
   seconds). The benchmarks use it for sweeps over thousands of (proxy, target, budget) runs;
   tests check that it gives the same results as the measurer path.
 """
@@ -222,11 +223,14 @@ class MeasurerSession(TargetSession):
 
 
 class ReplaySession(TargetSession):
-    """A target whose values are known for every design of an enumerable space, charged like
-    ``table:DEVICE``: one measurement per distinct design, its latency (``unit``) as seconds.
+    """A target whose values are known for every design of an enumerable space, or for a
+    finite table of designs of any space, charged like ``table:DEVICE``: one measurement per
+    distinct design, its latency (``unit``) as seconds.
 
-    ``latency``/``energy``: ``size`` arrays indexed by :func:`design_codes`; NaN marks a
-    design missing from the table (unmeasurable, charged nothing).
+    ``latency``/``energy``: ``size`` arrays indexed by :func:`design_codes`, or, with
+    ``archs`` (``n x D``, e.g. HELP's 5,000 OFA-MobileNetV3 subnets), ``n`` arrays aligned with
+    its rows; NaN marks a design missing from the table (unmeasurable, charged nothing), and so
+    does, with ``archs``, any design not in it.
     """
 
     def __init__(
@@ -236,21 +240,31 @@ class ReplaySession(TargetSession):
         latency: np.ndarray,
         energy: np.ndarray | None = None,
         unit: str = "ms",
+        archs: np.ndarray | None = None,
     ) -> None:
         metrics = ("latency",) if energy is None else ("latency", "energy")
         super().__init__(space, device, metrics)
         self._values = [np.asarray(latency, dtype=float)]
         if energy is not None:
             self._values.append(np.asarray(energy, dtype=float))
-        if any(len(v) != space.size for v in self._values):
-            raise InputError(
-                f"replay of {device!r} needs one value per design of {space.name!r} ({space.size})"
-            )
+        self._rows: dict[bytes, int] | None = None
+        n = space.size
+        if archs is not None:
+            table = space.check(archs)
+            self._rows = {r.tobytes(): i for i, r in enumerate(table)}
+            n = len(table)
+        if any(len(v) != n for v in self._values):
+            what = "row of archs" if archs is not None else f"design of {space.name!r}"
+            raise InputError(f"replay of {device!r} needs one value per {what} ({n})")
         self._scale = _SECONDS.get(unit, 0.0)
 
     def _fetch(self, archs: np.ndarray) -> tuple[np.ndarray, MeasurementCost]:
-        codes = design_codes(self.space, archs)
-        vals = np.stack([v[codes] for v in self._values], axis=1)
+        if self._rows is None:
+            codes = design_codes(self.space, archs)
+            vals = np.stack([v[codes] for v in self._values], axis=1)
+        else:
+            rows = np.array([self._rows.get(a.tobytes(), -1) for a in archs], dtype=np.int64)
+            vals = np.stack([np.where(rows >= 0, v[rows], np.nan) for v in self._values], axis=1)
         ok = np.all(np.isfinite(vals), axis=1)  # NaN: not in the table, free like table:DEVICE
         cost = MeasurementCost(
             measurements=int(ok.sum()), device_seconds=float(vals[ok, 0].sum()) * self._scale
