@@ -91,11 +91,7 @@ def parse_policy_options(
 ) -> tuple[tuple[str, ...], tuple[float, ...]]:
     """The precisions and width ratios a plan may choose (``None``: all of the space); an
     unknown precision or a width outside the space is one :class:`InputError`."""
-    if not hasattr(space, "precisions"):
-        if precisions or widths:
-            raise InputError(
-                f"--precisions/--widths need a compressed space (e.g. nb201+q), not {space.name!r}"
-            )
+    if not hasattr(space, "precisions"):  # apq: its own bit-widths, options do not apply
         return (), ()
     ps = tuple(space.precisions)
     ws = tuple(space.widths)
@@ -512,8 +508,13 @@ def check_compression_config(config: PlanConfig, store: Any, fleet: Any) -> None
     an unknown precision, a width outside the space, an accuracy source that returns
     nothing."""
     devices = [d.device for d in fleet]
+    plan_space = _space(config.space)
+    if (config.precisions or config.widths) and not hasattr(plan_space, "precisions"):
+        raise InputError(
+            f"--precisions/--widths need a compressed space (e.g. nb201+q), not {config.space!r}"
+        )
+    parse_policy_options(plan_space, config.precisions, config.widths)
     if not is_compression_plan(config, devices):
-        parse_policy_options(_space(config.space), config.precisions, config.widths)
         if config.accuracy_source not in (None, ""):
             raise InputError(
                 f"--accuracy-source needs a compressed space (e.g. nb201+q), not {config.space!r}"
