@@ -125,3 +125,34 @@ def test_bad_compression_input_is_one_line_exit_2_nothing_written(
     assert not out.exists()
     with open_store(stacks_db) as store:
         assert len(store.list_runs()) == plans_before
+
+
+OV = {"fp32": "local-ov-t1-b1-fp32-latency", "int8": "local-ov-t1-b1-int8-latency"}
+ORT_T = {"fp32": "local-ort-t1-b1-fp32-optall", "int8": "local-ort-t1-b1-int8-optall"}
+
+
+def test_monotonicity_over_the_joint_space_is_weaker_than_over_fp32(stacks_db):
+    from fleetnas.proxy.monotonicity import device_values, joint_values, pair_stats
+
+    sp = get_space("nb201+q")
+    with open_store(stacks_db) as store:
+        archs, joint = joint_values(store, sp, {"ort": ORT_T, "ov": OV})
+        _, fp32 = device_values(store, sp.base, [ORT_T["fp32"], OV["fp32"]])
+    assert len(archs) == 2 * len(fp32) and {a[-6] for a in archs} == {0, 2}
+    assert pair_stats(joint[:, 0], joint[:, 1]).kendall < pair_stats(fp32[:, 0], fp32[:, 1]).kendall
+
+
+def test_report_heatmap_of_a_compressed_plan_covers_the_joint_designs(stacks_db):
+    from fleetnas.report.sources import monotonicity_from_store
+
+    plan = {
+        "space": "nb201+q",
+        "devices": [
+            {"key": f"{d}@x", "device": d, "family": "local_runtime", "status": "ok",
+             "measurer": "ptable:" + ",".join(f"{k}={v}" for k, v in t.items())}
+            for d, t in (("ort", ORT_T), ("ov", OV))
+        ],
+    }  # fmt: skip
+    with open_store(stacks_db) as store:
+        data = monotonicity_from_store(plan, store)
+    assert data is not None and data.devices == ["ort", "ov"] and data.n_designs >= 90
