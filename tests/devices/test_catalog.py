@@ -47,7 +47,7 @@ def test_help_file_names_cover_the_files_of_each_space(data_dir: Path):
 def test_one_device_per_setting_across_spaces():
     assert help_file_names("ofa_mbv3")["titanxp_32"] == "titan_xp_32"
     assert "titanxp_32" in help_file_names("nb201")
-    assert len(catalog_devices()) == 37
+    assert len(catalog_devices()) == 38
     a, b = get_catalog_device("titan_rtx_1"), get_catalog_device("titan_rtx_256")
     assert a.features["batch_size"] == 1 and b.features["batch_size"] == 256
     assert a.fingerprint != b.fingerprint

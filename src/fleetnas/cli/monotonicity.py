@@ -41,7 +41,14 @@ def monotonicity(
 
     sp = get_space(space)
     with open_store_from(db) as store:
-        archs, vals = device_values(store, sp, [device_a, device_b], metric)
+        if hasattr(sp, "precisions"):  # compressed: A and B are fp32=DEV,int8=DEV tables
+            from fleetnas.measure import parse_options
+            from fleetnas.proxy.monotonicity import joint_values
+
+            specs = {d: parse_options(d.removeprefix("ptable:"), d) for d in (device_a, device_b)}
+            archs, vals = joint_values(store, sp, specs)
+        else:
+            archs, vals = device_values(store, sp, [device_a, device_b], metric)
     stats = pair_stats(vals[:, 0], vals[:, 1])
     out = {"space": sp.name, "metric": metric, "a": device_a, "b": device_b, **stats.to_dict()}
     if plot is not None:

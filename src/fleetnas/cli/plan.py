@@ -68,6 +68,17 @@ def plan(
         "reusing values stored earlier (the plan equals one made on a clean store).",
     ),
     retry_failed: bool = typer.Option(True, help="Retry entries that failed in an earlier run."),
+    accuracy_source: str | None = typer.Option(
+        None,
+        help="Compressed spaces: accuracy of a design from modelled (default), measured "
+        "(imported on the designs' strings), evaluator:pkg.module:function or cmd:COMMAND.",
+    ),
+    precisions: str | None = typer.Option(
+        None, help="Compressed spaces: precisions the plan may choose (e.g. fp32,int8)."
+    ),
+    widths: str | None = typer.Option(
+        None, help="Compressed spaces: width ratios the plan may choose (e.g. 1,0.5)."
+    ),
     quiet: bool = QuietOption,
     db: str | None = DbOption,
     as_json: bool = JsonOption,
@@ -88,11 +99,16 @@ def plan(
         margin=margin_for(space, margin),
         truth=truth,
         chunk_size=chunk_size,
+        accuracy_source=accuracy_source,
+        precisions=precisions,
+        widths=widths,
     )
     ex = make_executor(executor, workers, address)
+    from fleetnas.fleet.compression import check_compression_config
     from fleetnas.store import open_store
 
     with open_store(db) as store, interrupts_raise():
+        check_compression_config(config, store, fleet)
         try:
             if quiet or as_json or not err_console.is_terminal:
                 result = plan_fleet(

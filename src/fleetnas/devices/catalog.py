@@ -96,12 +96,33 @@ def _devices() -> dict[str, Device]:
         features["estimated"] = sorted(estimated)
         desc = f"{hw['name']}, batch {setting['batch_size']}, {features['runtime']}"
         out[name] = Device(name, hw["family"], features, measurer=f"table:{name}", description=desc)
+    out[BITFUSION.name] = BITFUSION
     return out
+
+
+#: BitFusion (Sharma et al., ISCA 2018) with APQ's published per-layer latency and energy table
+#: (``apq/BitFusion_new.b1.dict``): a device of the ``apq`` space only (feature ``space``),
+#: measured by that table (``bitfusion``, :mod:`fleetnas.measure.bitfusion`).
+BITFUSION = Device(
+    "bitfusion",
+    "asic",
+    {
+        "hardware": "BitFusion bit-flexible accelerator",
+        "kind": "asic",
+        "batch_size": 1,
+        "precision": "bit-flexible",
+        "space": "apq",
+        "simulated": True,
+    },
+    measurer="bitfusion",
+    description="BitFusion (Sharma et al., ISCA 2018), APQ's published per-layer table",
+)
 
 
 def catalog_devices() -> list[Device]:
     """Every device in the catalog: HELP's 35 settings (27 NAS-Bench-201 ones plus FBNet/OFA
-    extras), then Note10 and Pixel 1 of the OFA / ProxylessNAS latency tables."""
+    extras), then Note10 and Pixel 1 of the OFA / ProxylessNAS latency tables, then BitFusion
+    (APQ's space, latency and energy)."""
     return list(_devices().values())
 
 

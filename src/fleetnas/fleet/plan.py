@@ -337,7 +337,9 @@ def plan_fleet(
         if state["planner"] is None:
             from fleetnas.fleet.planner import make_planner
 
-            state["planner"] = make_planner(config, store, reuse=not fresh)
+            state["planner"] = make_planner(
+                config, store, reuse=not fresh, devices=list(devices.values())
+            )
         plan_with = state["planner"]
         if plan_with.config != config:
             raise InputError("the planner was built for another plan config")

@@ -57,6 +57,12 @@ class PlanConfig:
     truth: bool = True
     truth_pool: int = 10_000
     chunk_size: int = 256
+    #: Compressed plans (:mod:`fleetnas.fleet.compression`): the accuracy source
+    #: (``modelled``, ``measured``, ``evaluator:pkg.mod:fn``, ``cmd:...``; default modelled)
+    #: and the precisions / width ratios the plan may choose (comma-separated; default all).
+    accuracy_source: str | None = None
+    precisions: str | None = None
+    widths: str | None = None
 
     def __post_init__(self) -> None:
         if self.approach not in APPROACHES:
@@ -83,8 +89,16 @@ class PlanConfig:
 
     def digest(self) -> str:
         """Short hash of the config: a stored plan made with another config is not resumed."""
-        blob = json.dumps(self.to_dict(), sort_keys=True)
+        d = self.to_dict()
+        for key in _OPTIONAL_KEYS:  # unset, they leave the digest of earlier plans as it was
+            if d.get(key) is None:
+                d.pop(key, None)
+        blob = json.dumps(d, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+#: Config keys that leave :meth:`PlanConfig.digest` unchanged while unset.
+_OPTIONAL_KEYS = ("accuracy_source", "precisions", "widths")
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 #: Modules that register measurer kinds when imported (kind -> module).
 PLUGINS: dict[str, str] = {
     "table": "fleetnas.measure.table",
+    "ptable": "fleetnas.measure.precision_table",
+    "bitfusion": "fleetnas.measure.bitfusion",
     "onnxruntime": "fleetnas.measure.local",
     "torch": "fleetnas.measure.local",
     "litert": "fleetnas.measure.local",

@@ -43,15 +43,11 @@ _MAX_MID = max(len(c) for c in MID_CHOICES)
 
 
 def bitfusion_device() -> Any:
-    """The BitFusion accelerator as a fleetnas device (costs from APQ's table, batch 1)."""
-    from fleetnas.devices import Device
+    """The BitFusion accelerator as a fleetnas device (costs from APQ's table, batch 1): the
+    catalog's ``bitfusion`` record (:data:`fleetnas.devices.catalog.BITFUSION`)."""
+    from fleetnas.devices.catalog import get_catalog_device
 
-    return Device(
-        "bitfusion",
-        "asic",
-        {"hardware": "BitFusion bit-flexible accelerator", "batch_size": 1, "simulated": True},
-        description="BitFusion (Sharma et al., ISCA 2018), APQ's published per-layer table",
-    )
+    return get_catalog_device("bitfusion")
 
 
 def layer_keys(

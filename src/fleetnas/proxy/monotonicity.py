@@ -149,6 +149,35 @@ def device_values(
     return np.stack([rows[k] for k in keys]), np.array([table[k] for k in keys])
 
 
+def joint_values(
+    store: Store, space: SearchSpace, devices: dict[str, dict[str, str]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Latencies of *compressed* designs (``space`` a compressed space such as ``nb201+q``)
+    on devices stored one table per precision: ``devices`` maps a name to ``{precision: stored
+    device}`` (``ptable:`` specs). Returns ``(archs n x D, values n x len(devices))`` over the
+    joint designs every device runs: each common base design at each common precision, width
+    1. With compression the latency order is not shared (int8 faster on one stack, slower on
+    another): :func:`pair_stats` over these values shows it (issue 17 item 3)."""
+    from fleetnas.errors import DataError
+
+    base = space.base  # type: ignore[attr-defined]
+    precs = sorted(set.intersection(*(set(t) for t in devices.values())))
+    if not precs:
+        raise DataError(f"devices {', '.join(devices)} share no precision")
+    stored = sorted({d for t in devices.values() for d in t.values()})
+    archs, vals = device_values(store, base, stored)
+    col = {d: j for j, d in enumerate(stored)}
+    nb = space.n_blocks  # type: ignore[attr-defined]
+    one = space.widths.index(1.0)  # type: ignore[attr-defined]
+    parts, values = [], []
+    for p in precs:
+        q = np.full((len(archs), nb), space.precisions.index(p), dtype=np.int64)  # type: ignore[attr-defined]
+        w = np.full((len(archs), nb), one, dtype=np.int64)
+        parts.append(space.join(archs, q, w))  # type: ignore[attr-defined]
+        values.append(np.stack([vals[:, col[t[p]]] for t in devices.values()], axis=1))
+    return space.canonicalize(np.concatenate(parts)), np.concatenate(values)  # type: ignore[attr-defined]
+
+
 def device_pair_stats(
     store: Store, space: SearchSpace, device_a: str, device_b: str, metric: str = "latency"
 ) -> PairStats:

@@ -20,8 +20,10 @@ import numpy as np
 
 from fleetnas.report.figures import FigureSpec
 from fleetnas.report.plan import (
+    COMPRESSION_COLUMNS,
     STATUS_COLORS,
     SUMMARY_COLUMNS,
+    compression_rows,
     entries,
     num,
     plan_wall_s,
@@ -341,6 +343,8 @@ def render_html(plan: dict[str, Any], figures: Sequence[FigureSpec]) -> str:
         method_rows=summarize(plan, "method"),
         figures=figs,
         plan_rows=_plan_rows(plan),
+        compression_rows=compression_rows(plan),
+        compression_columns=COMPRESSION_COLUMNS,
         columns=_columns,
         cell=_cell,
         status_colors={**STATUS_COLORS, "violations": STATUS_COLORS["violation"]},

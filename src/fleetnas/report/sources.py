@@ -324,6 +324,8 @@ def monotonicity_from_store(
     space = plan_space(plan)
     if space is None:
         return None
+    if hasattr(space, "precisions"):
+        return joint_monotonicity(plan, store, space)
     stored = stored_latency_devices(store, space, min_designs=min_designs)
     fam_of = {e["device"]: family(e) for e in entries(plan)}
     proxies = [p for p in dict.fromkeys(str(e.get("proxy")) for e in entries(plan)) if p in stored]
@@ -368,6 +370,48 @@ def monotonicity_from_store(
         kendall=tau,
         flip_share=flips,
     )
+
+
+def joint_monotonicity(
+    plan: dict[str, Any], store: Store, space: SearchSpace, min_designs: int = 20
+) -> MonotonicityData | None:
+    """The heatmap of a compressed plan: rank agreement between its devices stored one table
+    per precision (``ptable:`` measurers, at least two precisions) over the joint designs
+    (:func:`fleetnas.proxy.monotonicity.joint_values`), where int8 reorders designs."""
+    from fleetnas.measure import parse_options, split_spec
+    from fleetnas.proxy.monotonicity import joint_values
+
+    specs: dict[str, dict[str, str]] = {}
+    fam_of: dict[str, str] = {}
+    for e in entries(plan):
+        spec = str(e.get("measurer") or "")
+        if not spec or split_spec(spec)[0] != "ptable":
+            continue
+        tables = parse_options(split_spec(spec)[1], "ptable spec")
+        if len(tables) >= 2:
+            specs[e["device"]] = tables
+            fam_of[e["device"]] = family(e)
+    if len(specs) < 2:
+        return None
+    try:
+        _, lat = joint_values(store, space, specs)
+    except FleetnasError:
+        return None
+    if len(lat) < min_designs:
+        return None
+    devs = list(specs)
+    k = len(devs)
+    rho, tau, flips = np.eye(k), np.eye(k), np.zeros((k, k))
+    for i in range(k):
+        for j in range(i + 1, k):
+            st = pair_stats(lat[:, i], lat[:, j])
+            rho[i, j] = rho[j, i] = st.spearman
+            tau[i, j] = tau[j, i] = st.kendall
+            flips[i, j] = flips[j, i] = st.flip_share
+    return MonotonicityData(
+        devs, [fam_of[d] for d in devs], rho, "store", n_designs=len(lat), kendall=tau,
+        flip_share=flips,
+    )  # fmt: skip
 
 
 def monotonicity(

@@ -23,6 +23,7 @@ from fleetnas.measure.base import MEASURERS, MeasurementCost, Measurer, MeasureR
 from fleetnas.measure.spec import parse_options, split_spec
 from fleetnas.sim.features import layer_table
 from fleetnas.sim.model import DeviceModel
+from fleetnas.sim.precision import is_compressed, simulate_compressed
 from fleetnas.sim.simulate import METHOD, SimDevice, simulate_table
 
 if TYPE_CHECKING:
@@ -69,7 +70,12 @@ class SimMeasurer(Measurer):
     def _measure(
         self, space: SearchSpace, archs: np.ndarray, metrics: Sequence[str]
     ) -> MeasureResult:
-        lat, en = simulate_table(self.model, layer_table(space, archs), energy="energy" in metrics)
+        want_e = "energy" in metrics
+        if is_compressed(space):
+            lat1, en1 = simulate_compressed(self.model, space, archs, energy=want_e)
+            lat, en = lat1[None, :], None if en1 is None else en1[None, :]
+        else:
+            lat, en = simulate_table(self.model, layer_table(space, archs), energy=want_e)
         truth = {"latency": lat[0], "energy": en[0] if en is not None else None}
         n = len(archs)
         values: dict[str, np.ndarray] = {}

@@ -139,11 +139,20 @@ class SimDevice:
         return cls(device.name, model_from_device(device))
 
     def latency(self, space: SearchSpace, archs: np.ndarray) -> np.ndarray:
-        """``n`` float array: latency in ms (per batch of ``batch_size``)."""
+        """``n`` float array: latency in ms (per batch of ``batch_size``); a compressed
+        design's precision is priced by :mod:`fleetnas.sim.precision`."""
+        from fleetnas.sim.precision import is_compressed, simulate_compressed
+
+        if is_compressed(space):
+            return simulate_compressed(self.model, space, space.check(archs), energy=False)[0]
         return latency_matrix(self.model, space, archs)[0]
 
     def energy(self, space: SearchSpace, archs: np.ndarray) -> np.ndarray:
         """``n`` float array: energy in mJ (per batch of ``batch_size``)."""
+        from fleetnas.sim.precision import is_compressed, simulate_compressed
+
+        if is_compressed(space):
+            return simulate_compressed(self.model, space, space.check(archs))[1]  # type: ignore[return-value]
         return energy_matrix(self.model, space, archs)[0]
 
 
