@@ -715,7 +715,7 @@ def notes(res: dict[str, Any]) -> list[str]:
             f"{_f(_m(res, 'help', 'previous'))} (approach1.md reports 0.031 per budget and 0.029 "
             "with shared sessions for the previous default)."
         )
-    for split in ("a", "b", "c"):
+    for split in ("a", "b", "c", "d"):
         for name, m in res["splits"].get(split, {}).get("methods", {}).items():
             cv = [m["anytime"].get(str(c), {}).get("regret_mean") for c in res.get("caps", [])]
             cv = [x for x in cv if x is not None]
