@@ -83,6 +83,9 @@ class PlanContext:
         self._workspace: Any = None
         self._optimizer: Any = None
         self._approach1: bool | None = None
+        #: The last device's features and the network proxy made of them (shared by that
+        #: device's budgets, :func:`~fleetnas.fleet.approaches.run_proxy`).
+        self.network_proxy: tuple[Any, Any] | None = None
 
     def accuracy(self, archs: np.ndarray) -> np.ndarray:
         if self.accuracy_fn is None:
@@ -175,6 +178,9 @@ def open_measurer(ctx: PlanContext, device: Device, sink: list[dict[str, Any]]) 
     measurer = get_measurer(device.measurer, ctx.store, bound)
     if not ctx.reuse:
         measurer.reuse = False
+    # a worker never writes the store and a device lives in one chunk: its stored values
+    # cannot change while the chunk runs, so each series is read once, not on every call
+    measurer.snapshot_reads()
     return capture_writes(measurer, sink)
 
 

@@ -321,6 +321,8 @@ class SQLStore(Store):
             did = conn.execute(select(t.devices.c.id).where(t.devices.c.name == name)).scalar()
             if did is None:
                 raise _unknown_device(conn, name)
+            with self._lock:  # a device's id never changes once committed
+                self._device_ids[name] = did
         return did
 
     def get_measurements(
