@@ -31,7 +31,12 @@ def capture_writes(measurer: Measurer, sink: list[dict[str, Any]]) -> Measurer:
     """Make ``measurer`` hand its store writes to ``sink`` (serialized batches) instead of
     writing: workers never write the store, the driver writes ``sink`` in the chunk's run."""
 
+    ident: list[tuple[str, dict[str, Any]]] = []  # the measurer's identity, made once
+
     def _write(space: SearchSpace, archs: np.ndarray, fresh: Any) -> int | None:
+        if not ident:
+            ident.append((measurer.identity_key, measurer.identity()))
+        key, fields = ident[0]
         ok = np.ones(len(archs), dtype=bool)
         ok[list(getattr(fresh, "failures", None) or ())] = False  # unmeasurable: nothing stored
         if not ok.any():
@@ -56,8 +61,8 @@ def capture_writes(measurer: Measurer, sink: list[dict[str, Any]]) -> Measurer:
                         "archs": texts,
                         "values": arr.tolist(),
                         "n": n.tolist(),
-                        "identity": measurer.identity_key,
-                        "identity_fields": measurer.identity(),
+                        "identity": key,
+                        "identity_fields": fields,
                     }
                 )
         return None
