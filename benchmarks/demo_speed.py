@@ -5,7 +5,7 @@ machine's ONNX Runtime at 1 and 2 threads, 1,000 simulated devices; two budgets 
 most 60 s, with plans of the same quality as the previous release's: same or lower mean regret
 and no known violation.
 
-How: the previous release (``--baseline``, default ``e1c0ff6``) is exported with ``git archive``
+How: the previous release (``--baseline``, default ``b61bd54``) is exported with ``git archive``
 into a temporary folder. One store is prepared once with the baseline's code (public data
 imported, the demo's optimizer network trained), so both codes plan from the same data and the
 same network. Each trial copies that store, runs ``fleetnas demo --json`` in a fresh process with
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -90,8 +91,11 @@ def trial(src: Path, store: Path, work: Path, args: argparse.Namespace) -> dict[
         ["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     t0 = time.perf_counter()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, env=_env(src), capture_output=True, text=True, cwd=work)
     wall = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"demo failed ({src}):\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout)
@@ -103,6 +107,7 @@ def trial(src: Path, store: Path, work: Path, args: argparse.Namespace) -> dict[
         "plan_s": out["steps"]["plan"],
         "steps": out["steps"],
         "process_s": wall,
+        "process_cpu_s": cpu,
         "load_before": load,
         "load_after": load_average(),
         "phases": {k: run.get(k) for k in ("prepare_s", "startup_s", "chunks_s", "finish_s")},
@@ -128,18 +133,24 @@ def markdown(res: dict[str, Any]) -> str:
         f"`fleetnas demo` on a fresh copy of one prepared store (public data imported, network "
         f"trained), {res['tasks']} tasks ({res['config']['sim']} simulated devices, local "
         f"runtimes {'on' if res['config']['local'] else 'off'}); trials alternate. Machine: "
-        f"{env['cpu']}, {env['cores']} cores, shared with other work (load averages below). "
-        f"Baseline: `{res['baseline']}`; branch: `{res['branch']}`.",
+        f"{env['cpu']}, {env['cores']} cores, shared with other work (load averages below); "
+        f"this run was allowed {res.get('cpus_allowed', env['cores'])} of them (CPU affinity"
+        f"{', e.g. taskset -c 0' if res.get('cpus_allowed', 2) < env['cores'] else ''}). "
+        f"Baseline: `{res['baseline']}`; branch: `{res['branch']}`. *process CPU s*: user + "
+        "system CPU time of the whole `fleetnas demo` process and its children (import, plan, "
+        "report; measuring workers included), which other work on the machine does not add to.",
         "",
-        "| trial | code | plan s | prepare s | chunks s | load 1-min before/after | entries | "
-        "ok | infeasible | failed | measurements | violations | mean regret pp | max regret pp |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| trial | code | plan s | prepare s | chunks s | process CPU s | load 1-min before/after "
+        "| entries | ok | infeasible | failed | measurements | violations | mean regret pp | "
+        "max regret pp |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, t in enumerate(res["trials"]):
         ph = t["phases"]
         lines.append(
             f"| {i + 1} | {t['code']} | {t['plan_s']:.1f} | {ph['prepare_s'] or 0:.1f} | "
-            f"{ph['chunks_s'] or 0:.1f} | {t['load_before'][0]:.1f} / {t['load_after'][0]:.1f} "
+            f"{ph['chunks_s'] or 0:.1f} | {t.get('process_cpu_s', 0):.1f} | "
+            f"{t['load_before'][0]:.1f} / {t['load_after'][0]:.1f} "
             f"| {t['entries']} | {t['ok']} | {t['infeasible']} | {t['failed']} | "
             f"{t['measurements']} | {t['violations_known']} | {t['mean_regret_pp']:.4f} | "
             f"{t['max_regret_pp']:.3f} |"
@@ -160,7 +171,7 @@ def markdown(res: dict[str, Any]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--baseline", default="e1c0ff6", help="commit of the previous release")
+    ap.add_argument("--baseline", default="b61bd54", help="commit of the previous release")
     ap.add_argument("--pairs", type=int, default=1, help="trials per code")
     ap.add_argument("--sim", type=int, default=1000, help="simulated devices")
     ap.add_argument("--local", action=argparse.BooleanOptionalAction, default=True)
@@ -210,6 +221,7 @@ def main() -> None:
         "baseline": args.baseline,
         "branch": branch + (" (with uncommitted changes)" if dirty else ""),
         "config": {"sim": args.sim, "local": args.local, "pairs": args.pairs},
+        "cpus_allowed": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "tasks": n0["entries"],
         "environment": env,
         "prepare_store_s": prepare_s,

@@ -53,7 +53,7 @@ def run_proxy(
         raise InputError("Approach 1 needs a latency budget")
     net = None
     if feats and task.device.name in feats and proxy == "auto":
-        net = network_proxy(ctx.optimizer, feats[task.device.name])
+        net = _device_network_proxy(ctx, feats[task.device.name])
     known = net is not None and ctx.needs_probes
     # the entry's cap covers what it measured already (relative-budget probes, the hybrid);
     # without a cap of the plan's, Approach 1's default (10, extended while worth it) applies
@@ -255,6 +255,15 @@ def run_hybrid(
     }
     entry["measured"] = {"latency_ms": num(res.measured[0]), "energy_mj": None}
     entry["confidence"] = 1.0
+
+
+def _device_network_proxy(ctx: PlanContext, devset: Any) -> Any:
+    """:func:`network_proxy` of one device's features, shared by the device's budgets (the
+    same features give the same proxy; its predictions are cached on it)."""
+    hit = ctx.network_proxy
+    if hit is None or hit[0] is not devset:
+        hit = ctx.network_proxy = (devset, network_proxy(ctx.optimizer, devset))
+    return hit[1]
 
 
 def network_proxy(opt: Any, devset: Any) -> Any:

@@ -38,7 +38,9 @@ STATISTICS = ("median", "mean")
 
 
 def _design_codes(archs: np.ndarray) -> list[bytes]:
-    return [np.ascontiguousarray(a, dtype=np.int64).tobytes() for a in archs]
+    a = np.ascontiguousarray(archs, dtype=np.int64).reshape(len(archs), -1)
+    blob, width = a.tobytes(), a.shape[1] * a.itemsize
+    return [blob[i : i + width] for i in range(0, len(blob), width)] if width else [b""] * len(a)
 
 
 @dataclass

@@ -31,7 +31,12 @@ def capture_writes(measurer: Measurer, sink: list[dict[str, Any]]) -> Measurer:
     """Make ``measurer`` hand its store writes to ``sink`` (serialized batches) instead of
     writing: workers never write the store, the driver writes ``sink`` in the chunk's run."""
 
+    ident: list[tuple[str, dict[str, Any]]] = []  # the measurer's identity, made once
+
     def _write(space: SearchSpace, archs: np.ndarray, fresh: Any) -> int | None:
+        if not ident:
+            ident.append((measurer.identity_key, measurer.identity()))
+        key, fields = ident[0]
         ok = np.ones(len(archs), dtype=bool)
         ok[list(getattr(fresh, "failures", None) or ())] = False  # unmeasurable: nothing stored
         if not ok.any():
@@ -56,8 +61,8 @@ def capture_writes(measurer: Measurer, sink: list[dict[str, Any]]) -> Measurer:
                         "archs": texts,
                         "values": arr.tolist(),
                         "n": n.tolist(),
-                        "identity": measurer.identity_key,
-                        "identity_fields": measurer.identity(),
+                        "identity": key,
+                        "identity_fields": fields,
                     }
                 )
         return None
@@ -83,6 +88,9 @@ class PlanContext:
         self._workspace: Any = None
         self._optimizer: Any = None
         self._approach1: bool | None = None
+        #: The last device's features and the network proxy made of them (shared by that
+        #: device's budgets, :func:`~fleetnas.fleet.approaches.run_proxy`).
+        self.network_proxy: tuple[Any, Any] | None = None
 
     def accuracy(self, archs: np.ndarray) -> np.ndarray:
         if self.accuracy_fn is None:
@@ -175,6 +183,9 @@ def open_measurer(ctx: PlanContext, device: Device, sink: list[dict[str, Any]]) 
     measurer = get_measurer(device.measurer, ctx.store, bound)
     if not ctx.reuse:
         measurer.reuse = False
+    # a worker never writes the store and a device lives in one chunk: its stored values
+    # cannot change while the chunk runs, so each series is read once, not on every call
+    measurer.snapshot_reads()
     return capture_writes(measurer, sink)
 
 

@@ -94,6 +94,9 @@ class Measurer(ABC):
         self.reuse = reuse
         self.total_cost = MeasurementCost()
         self._identity_checked = False
+        #: Read each stored series of this device once and answer later lookups from that
+        #: copy (:meth:`snapshot_reads`); ``None``: read the store on every lookup.
+        self._snapshot: dict[tuple[str, str, str], dict[bytes, float]] | None = None
 
     @abstractmethod
     def _measure(
@@ -254,6 +257,19 @@ class Measurer(ABC):
         from fleetnas.errors import UnknownNameError
 
         self.check_identity()
+        stat = statistic or self.statistic
+        if self._snapshot is not None:
+            key = (space.name, metric, stat)
+            lookup = self._snapshot.get(key)
+            if lookup is None:
+                try:
+                    found, vals = self.store.get_measurements(space, self.device.name, metric, stat)
+                except UnknownNameError:
+                    found, vals = np.zeros((0, space.n_decisions), np.int64), np.zeros(0)
+                lookup = self._snapshot[key] = {
+                    row.tobytes(): float(v) for row, v in zip(found, vals, strict=True)
+                }
+            return np.array([lookup.get(row.tobytes(), np.nan) for row in archs], dtype=float)
         try:
             found, vals = self.store.get_measurements(
                 space,
@@ -267,8 +283,18 @@ class Measurer(ABC):
         lookup = {row.tobytes(): v for row, v in zip(found, vals, strict=True)}
         return np.array([lookup.get(row.tobytes(), np.nan) for row in archs], dtype=float)
 
+    def snapshot_reads(self) -> None:
+        """Read each stored series of this device (space, metric, statistic) once, on first
+        need, and answer every later lookup from that copy: for a caller that knows the store
+        does not change under it in the meantime (a plan's worker, which never writes, within
+        one chunk). This measurer's own writes drop the copy."""
+        self._snapshot = {}
+
     def _write(self, space: SearchSpace, archs: np.ndarray, fresh: MeasureResult) -> int:
         from fleetnas.store import MeasurementBatch
+
+        if self._snapshot is not None:
+            self._snapshot = {}
 
         bad = np.zeros(len(archs), dtype=bool)
         bad[list(fresh.failures)] = True

@@ -101,7 +101,7 @@ class Workspace:
             raise InputError("the accuracy function must return one value per design")
         self._problems: dict[tuple[str, bool], ProxyProblem] = {}
         self._tcaches: dict[str, TCache] = {}
-        self._fronts: dict[tuple[str, str], np.ndarray] = {}
+        self._fronts: dict[tuple[str, str], tuple[Any, np.ndarray]] = {}
 
     def problem(self, name: str, with_energy: bool = False) -> ProxyProblem:
         """Eqs. (5)-(7) on proxy ``name`` over the candidates (cached)."""
@@ -127,13 +127,14 @@ class Workspace:
         """Candidate indices on the accuracy/``metric`` front of at least one proxy of ``pool``
         (the guided search's candidates: near every budget some proxy's front holds a design
         at least as good as the target's own optimum, in practice)."""
-        z = pool.log_predictions(self.candidates, metric)
         parts = []
-        for j, name in enumerate(pool.names):
-            key = (name, metric)
-            if key not in self._fronts:
-                self._fronts[key] = pareto_front(self.accuracy, z[j])
-            parts.append(self._fronts[key])
+        for entry in pool.entries:
+            key = (entry.name, metric)
+            hit = self._fronts.get(key)
+            if hit is None or hit[0] is not entry:  # a front belongs to the entry it came from
+                z = pool.log_prediction(entry.name, self.candidates, metric)
+                hit = self._fronts[key] = (entry, pareto_front(self.accuracy, z))
+            parts.append(hit[1])
         return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
     def forget(self, name: str) -> None:

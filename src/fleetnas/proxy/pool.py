@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -86,6 +87,16 @@ class ProxyEntry:
     predictor: str | None = None
     energy_predictor: str | None = None
     filled: float = 0.0
+    #: Whether a design's prediction depends on that design alone, never on the batch it
+    #: comes in (an exact lookup): then an enumerable space's whole table is computed once
+    #: and batches are read off it.
+    per_design: bool = False
+    #: Log predictions this entry computed: ``(metric, batch key) -> n`` (recent batches),
+    #: or ``(metric, "*") -> size`` over the whole space for a ``per_design`` entry. Kept on
+    #: the entry, so every pool holding it (:meth:`ProxyPool.without`) shares them.
+    _logs: OrderedDict[tuple[str, str], np.ndarray] = field(
+        default_factory=OrderedDict, init=False, repr=False, compare=False
+    )
 
     def metric(self, metric: str) -> MetricFn | None:
         if metric == "latency":
@@ -281,7 +292,6 @@ class ProxyPool:
     entries: list[ProxyEntry] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._cache: dict[tuple[str, str, str], np.ndarray] = {}
         names = [e.name for e in self.entries]
         if len(set(names)) != len(names):
             raise InputError(f"proxy names must be unique, got {names}")
@@ -306,13 +316,11 @@ class ProxyPool:
     def add(self, entry: ProxyEntry) -> None:
         """Add (or replace, by name) a proxy."""
         self.entries = [e for e in self.entries if e.name != entry.name] + [entry]
-        self._cache = {k: v for k, v in self._cache.items() if k[0] != entry.name}
 
     def without(self, *names: str) -> ProxyPool:
-        """A pool sharing these entries minus ``names`` (e.g. the target itself)."""
-        out = ProxyPool(self.space, [e for e in self.entries if e.name not in names])
-        out._cache = {k: v for k, v in self._cache.items() if k[0] not in names}
-        return out
+        """A pool sharing these entries (and their cached predictions) minus ``names`` (e.g.
+        the target itself)."""
+        return ProxyPool(self.space, [e for e in self.entries if e.name not in names])
 
     def with_energy(self) -> ProxyPool:
         """The proxies that also predict energy."""
@@ -320,31 +328,43 @@ class ProxyPool:
 
     # ---- predictions ------------------------------------------------------------------------
     def log_predictions(self, archs: np.ndarray, metric: str = "latency") -> np.ndarray:
-        """``p x n`` log predictions of every proxy, cached per design batch."""
+        """``p x n`` log predictions of every proxy, cached per design batch (per design for
+        exact lookups in an enumerable space)."""
         a = self.space.check(archs)
-        key = _batch_key(a)
-        rows = [self._log_prediction(e, a, metric, key) for e in self.entries]
+        batch = _Batch(self.space, a)
+        rows = [self._log_prediction(e, batch, metric) for e in self.entries]
         return np.stack(rows) if rows else np.zeros((0, len(a)))
 
     def log_prediction(self, name: str, archs: np.ndarray, metric: str = "latency") -> np.ndarray:
         """``n`` log predictions of proxy ``name`` (cached like :meth:`log_predictions`)."""
         a = self.space.check(archs)
-        return self._log_prediction(self.get(name), a, metric, _batch_key(a))
+        return self._log_prediction(self.get(name), _Batch(self.space, a), metric)
 
-    def _log_prediction(self, e: ProxyEntry, a: np.ndarray, metric: str, key: str) -> np.ndarray:
-        ck = (e.name, metric, key)
-        if ck not in self._cache:
-            fn = e.metric(metric)
-            if fn is None:
-                raise InputError(f"proxy {e.name!r} has no {metric} predictor")
-            v = np.asarray(fn(a), dtype=float).reshape(-1)
-            if len(v) != len(a) or not np.all(np.isfinite(v)) or np.any(v <= 0):
-                raise InputError(
-                    f"proxy {e.name!r} returned {metric} values that are not positive finite "
-                    f"numbers, one per design"
-                )
-            self._cache[ck] = np.log(v)
-        return self._cache[ck]
+    def _log_prediction(self, e: ProxyEntry, batch: _Batch, metric: str) -> np.ndarray:
+        fn = e.metric(metric)
+        if fn is None:
+            raise InputError(f"proxy {e.name!r} has no {metric} predictor")
+        if e.per_design and batch.codes is not None:
+            full = e._logs.get((metric, "*"))
+            if full is None:
+                every = self.space.enumerate()
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    full = np.log(_checked(e, metric, fn(every), len(every), check=False))
+                e._logs[(metric, "*")] = full
+            out = full[batch.codes]
+            if not np.all(np.isfinite(out)):
+                _checked(e, metric, np.full(len(out), np.nan), len(out))
+            return out
+        ck = (metric, batch.key)
+        hit = e._logs.get(ck)
+        if hit is None:
+            hit = np.log(_checked(e, metric, fn(batch.archs), len(batch.archs)))
+            e._logs[ck] = hit
+            while len(e._logs) > _BATCHES_KEPT:
+                e._logs.popitem(last=False)
+        else:
+            e._logs.move_to_end(ck)
+        return hit
 
     def spec_log_prior(self, target: Device | None, temperature: float = 1.0) -> np.ndarray:
         """``p`` log prior weights from spec similarity to ``target`` (zeros where unknown)."""
@@ -481,6 +501,7 @@ class ProxyPool:
                         energy=None if e_look is None else e_look.predict,
                         device=store.get_device(name),
                         source="table",
+                        per_design=True,
                     )
         for rec in _pool_record(store, space)["entries"]:
             if rec["name"] in exclude:
@@ -628,6 +649,45 @@ def stack_of(device: Device | None) -> str:
 
 def _batch_key(a: np.ndarray) -> str:
     return hashlib.blake2b(a.tobytes(), digest_size=12).hexdigest() + str(a.shape)
+
+
+#: Design batches whose predictions one (batch-dependent) proxy entry keeps.
+_BATCHES_KEPT = 16
+
+
+class _Batch:
+    """A checked ``n x D`` design batch with its cache key and, in an enumerable space, its
+    designs' positions in :meth:`SearchSpace.enumerate` order; both computed on first use."""
+
+    def __init__(self, space: SearchSpace, archs: np.ndarray) -> None:
+        self.space, self.archs = space, archs
+        self._key: str | None = None
+        self._codes: np.ndarray | None = None
+
+    @property
+    def key(self) -> str:
+        if self._key is None:
+            self._key = _batch_key(self.archs)
+        return self._key
+
+    @property
+    def codes(self) -> np.ndarray | None:
+        if self._codes is None and self.space.size <= MAX_ENUMERABLE:
+            cards = tuple(int(c) for c in self.space.cardinalities)
+            self._codes = np.ravel_multi_index(tuple(self.archs.T), cards)
+        return self._codes
+
+
+def _checked(e: ProxyEntry, metric: str, values: Any, n: int, check: bool = True) -> np.ndarray:
+    """``values`` as ``n`` floats; with ``check``, :class:`InputError` unless every one is a
+    positive finite number."""
+    v = np.asarray(values, dtype=float).reshape(-1)
+    if len(v) != n or (check and (not np.all(np.isfinite(v)) or np.any(v <= 0))):
+        raise InputError(
+            f"proxy {e.name!r} returned {metric} values that are not positive finite "
+            f"numbers, one per design"
+        )
+    return v
 
 
 def _lookup(store: Store, space: SearchSpace, device: str, metric: str, klass: Any) -> Any:

@@ -75,6 +75,9 @@ class SQLRun(Run):
         self.spaces: dict[str, tuple[int, str]] = {}
         self.devices: dict[str, int] = {}
         self.archs: dict[int, dict[bytes, int]] = {}
+        #: Unit of each series (space id, device id, metric, statistic) checked or written in
+        #: this run: one query per series, not per batch.
+        self.units: dict[tuple[int, int, str, str], str] = {}
 
     # ---- devices --------------------------------------------------------------------------
     @_db_errors
@@ -160,10 +163,16 @@ class SQLRun(Run):
         if checked.extra is not None:
             cols["extra"] = checked.extra
         bulk_insert(self.conn, t.measurements, cols)
+        self.units[(space_id, device_id, batch.metric, batch.statistic)] = batch.unit
         return len(arch_ids)
 
     def _check_unit(self, batch: MeasurementBatch, space_id: int, device_id: int) -> None:
         b = t.measurement_batches
+        key = (space_id, device_id, batch.metric, batch.statistic)
+        if key in self.units:
+            if self.units[key] != batch.unit:
+                raise unit_mismatch(batch, self.units[key])
+            return
         unit = self.conn.execute(
             select(b.c.unit)
             .where(
@@ -176,6 +185,8 @@ class SQLRun(Run):
         ).scalar()
         if unit is not None and unit != batch.unit:
             raise unit_mismatch(batch, unit)
+        if unit is not None:
+            self.units[key] = unit
 
     def _space_id(self, space: SearchSpace) -> int:
         name = check_name(space.name, "space name")
