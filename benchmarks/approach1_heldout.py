@@ -756,10 +756,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge and out.with_suffix(".json").exists():
         old = json.loads(out.with_suffix(".json").read_text())
         for split, sres in new["splits"].items():
-            if split in old["splits"]:
-                old["splits"][split]["methods"].update(sres["methods"])
-            else:
-                old["splits"][split] = sres
+            # a split run now replaces what was said of it (targets, pools, a "not yet
+            # measured" note); methods not run now keep their old results
+            kept = old["splits"].get(split, {})
+            methods = {**kept.get("methods", {}), **sres["methods"]}
+            old["splits"][split] = {**sres, "methods": methods}
         new["splits"] = old["splits"]
         res["section_seconds"] = old.get("section_seconds", {})
     res |= new

@@ -333,8 +333,11 @@ def report(args: argparse.Namespace) -> None:
             }
             for d in devices
         },
-        "caveat": "2-core machine shared with other engineers' jobs; load averages are recorded "
-        "per chunk (stacks/<space>-loads.jsonl) and values flagged noisy were re-measured once.",
+        "caveat": "2-core machine shared with other engineers' jobs: the run was pinned to the "
+        "last CPU (1-thread stacks and conversions there, 2-thread stacks on both) while other "
+        "jobs used the first; the load averages (recorded per chunk in "
+        "stacks/<space>-loads.jsonl) count both CPUs. Values flagged noisy were re-measured "
+        "once.",
     }
     if len(rho):
         payload["figure"] = correlation_figure(
