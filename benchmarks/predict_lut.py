@@ -9,7 +9,7 @@ mean signed error, Spearman). Baselines on the same designs, same run: once-for-
 Samsung Note10 table (another device and runtime: Spearman only, the scale differs) and the FLOPs
 proxy (Spearman only).
 
-Run: ``taskset -c 0 python benchmarks/predict_lut.py --resolutions 224,160`` (all 25
+Run: ``python benchmarks/predict_lut.py --resolutions 224,160`` (all 25
 resolutions without ``--resolutions``: 1,257 operators). Resumable: operators and networks are
 stored in ``--db`` and reused when it runs again.
 """
@@ -136,7 +136,7 @@ def _markdown(o: dict[str, Any]) -> str:
         [
             "# Operator look-up table measured on this machine (ofa_mbv3, ONNX Runtime 1 thread)",
             "",
-            "`taskset -c 0 python benchmarks/predict_lut.py --resolutions "
+            "`python benchmarks/predict_lut.py --resolutions "
             f"{','.join(map(str, o['resolutions']))}`",
             "",
             f"Machine: {e['cpu']}, {e['cores']} cores (this run on CPUs {e['affinity']}; "
