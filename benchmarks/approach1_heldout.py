@@ -438,7 +438,7 @@ def methods(quick: bool) -> dict[str, tuple[Method, bool]]:
     from fleetnas.proxy import Approach1Config
 
     out: dict[str, tuple[Method, bool]] = {}
-    out["default"] = (run_optimize(Approach1Config()), False)
+    out["default"] = (run_optimize(Approach1Config()), True)
     out["model"] = (run_optimize(Approach1Config(method="model")), True)
     out["previous"] = (run_optimize(Approach1Config(method="guided", max_measurements=10)), True)
     out["plan"] = (run_plan, False)
