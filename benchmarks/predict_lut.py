@@ -152,14 +152,16 @@ def _markdown(o: dict[str, Any]) -> str:
             "",
             *rows,
             "",
-            "The mean signed error is the sum's bias (positive: the sum of operators measured "
-            "alone is slower than the network, by the per-call overhead of each operator's own "
-            "session run and copies at operator borders). OFA's Note10 table and FLOPs rank "
-            "the same designs without measuring here; their scale is another device's, so only "
-            "Spearman is comparable. A load average above the cores allowed preempts long "
-            "runs (whole networks, milliseconds) far more than sub-millisecond ones (most "
-            "operators), so there the sum falls below the networks: re-run on an idle core "
-            "(another `--db`) before trusting the scale.",
+            "The mean signed error is the sum's bias: positive when the operators measured alone "
+            "are slower than the network (each operator's own session call and copies at its "
+            "borders), negative when the network is slower than its parts (an operator timed "
+            "alone, again and again, runs with its weights and activations hot in the cache; in a"
+            " network they are evicted by the others). OFA's Note10 table and FLOPs rank the same"
+            " designs without measuring here; their scale is another device's, so only Spearman "
+            "is comparable. A load average above the cores allowed preempts long runs (whole "
+            "networks, milliseconds) far more than sub-millisecond ones (most operators), so "
+            "there the sum falls below the networks: re-run on an idle core (another `--db`) "
+            "before trusting the scale.",
             "",
             "Per resolution of the check designs:",
             "",
