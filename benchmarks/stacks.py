@@ -7,7 +7,9 @@ interleaves the strata so every prefix is stratified), so ``--limit`` grows the 
 changing what is already in it. Designs are measured in chunks: every stack measures the chunk
 once (session 1, stored and reused on resume), then every stack measures it again with fresh
 worker processes (session 2, also stored: the store keeps both runs). Interrupt at any time and
-run again: finished work is read back from the SQLite store (``--db``).
+run again: finished work is read back from the SQLite store (``--db``). A new store (another
+machine) starts from the committed table: each stack's two sessions are written back under the
+stack's own identity (:func:`seed_from_table`), so the table grows from where it ends.
 
 Outputs (``--out``, default ``benchmarks/results``):
 
@@ -103,6 +105,56 @@ def design_order(space: SearchSpace, seed: int, pool: int = 20000) -> np.ndarray
     return np.concatenate([refs, np.array(rest, dtype=np.int64).reshape(-1, space.n_decisions)])
 
 
+def seed_from_table(
+    store: Any, space: SearchSpace, measurers: dict[str, LocalRuntimeMeasurer], csv: Path
+) -> None:
+    """A new store (a new machine: ``benchmarks/.state/`` is not committed) starts from the
+    committed table: each stack's two sessions are written back as two measure runs under that
+    stack's own identity, so the run goes on where the table ends instead of starting over.
+    Stacks the store already holds, or the table lacks, are left alone."""
+    from fleetnas.data.exchange import read_table
+    from fleetnas.measure.base import MeasureResult
+
+    if not csv.exists():
+        return
+    table = None
+    for m in measurers.values():
+        if len(store.measurements_frame(space, [m.device.name], ["latency"])):
+            continue
+        if table is None:
+            table = read_table(csv, space=space.name)
+        rows = table[table["device"] == m.device.name]
+        if rows.empty:
+            continue
+        wide = rows.pivot_table(
+            index="architecture", columns=["metric", "statistic"], values="value", aggfunc="last"
+        )
+        if ("latency", "session1") not in wide or ("latency", "session2") not in wide:
+            continue
+        wide = wide.dropna(subset=[("latency", "session1"), ("latency", "session2")])
+        archs = space.parse_many(list(wide.index))
+        noisy = wide.get(("noisy", "median"))
+        for session in ("session1", "session2"):
+            stats = (
+                {"noisy": noisy.to_numpy(float)}
+                if session == "session2" and noisy is not None
+                else {}
+            )
+            m._write(  # the measurer's own store path: its identity on every batch
+                space,
+                archs,
+                MeasureResult(
+                    archs=archs,
+                    values={"latency": wide[("latency", session)].to_numpy(float)},
+                    units={"latency": "ms"},
+                    stats={"latency": stats},
+                ),
+            )
+        print(
+            f"{m.device.name}: {len(archs)} designs x 2 sessions read back from {csv}", flush=True
+        )
+
+
 def session_frame(store: Any, space: SearchSpace, devices: list[str]) -> pd.DataFrame:
     """Long frame of the stored medians with a ``session`` number per design and device (runs
     in order), plus the ``noisy`` flags and the unmeasurable records."""
@@ -137,6 +189,7 @@ def measure(args: argparse.Namespace) -> None:
         }
         fresh = {spec: get_measurer(stack_spec(spec), store=store, reuse=False)
                  for spec in args.stacks}  # fmt: skip
+        seed_from_table(store, space, measurers, args.out / "stacks" / f"{space.name}.csv")
         t_start = time.monotonic()
         for lo in range(0, len(order), args.chunk):
             if args.hours and time.monotonic() - t_start > args.hours * 3600:
