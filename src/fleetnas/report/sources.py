@@ -353,23 +353,7 @@ def monotonicity_from_store(
     if len(lat) > max_designs:
         rng = np.random.default_rng(seed)
         lat = lat[np.sort(rng.choice(len(lat), size=max_designs, replace=False))]
-    k = len(devs)
-    rho, tau, flips = np.eye(k), np.eye(k), np.zeros((k, k))
-    for i in range(k):
-        for j in range(i + 1, k):
-            st = pair_stats(lat[:, i], lat[:, j])
-            rho[i, j] = rho[j, i] = st.spearman
-            tau[i, j] = tau[j, i] = st.kendall
-            flips[i, j] = flips[j, i] = st.flip_share
-    return MonotonicityData(
-        devs,
-        [fam_of.get(d, "unknown") for d in devs],
-        rho,
-        "store",
-        n_designs=len(lat),
-        kendall=tau,
-        flip_share=flips,
-    )
+    return _pairwise(devs, [fam_of.get(d, "unknown") for d in devs], lat)
 
 
 def joint_monotonicity(
@@ -400,6 +384,11 @@ def joint_monotonicity(
     if len(lat) < min_designs:
         return None
     devs = list(specs)
+    return _pairwise(devs, [fam_of[d] for d in devs], lat)
+
+
+def _pairwise(devs: list[str], families: list[str], lat: np.ndarray) -> MonotonicityData:
+    """Spearman, Kendall and flip share of every pair of columns of ``lat`` (designs x devs)."""
     k = len(devs)
     rho, tau, flips = np.eye(k), np.eye(k), np.zeros((k, k))
     for i in range(k):
@@ -409,9 +398,8 @@ def joint_monotonicity(
             tau[i, j] = tau[j, i] = st.kendall
             flips[i, j] = flips[j, i] = st.flip_share
     return MonotonicityData(
-        devs, [fam_of[d] for d in devs], rho, "store", n_designs=len(lat), kendall=tau,
-        flip_share=flips,
-    )  # fmt: skip
+        devs, families, rho, "store", n_designs=len(lat), kendall=tau, flip_share=flips
+    )
 
 
 def monotonicity(
