@@ -75,11 +75,9 @@ def stack_spec(spec: str) -> str:
     """``spec`` with the protocol and its CPUs: a ``threads=N`` worker is pinned to the machine's
     last N CPUs (by number, not by this process's affinity, so the benchmark itself may run
     under ``taskset`` on the last CPU while two-thread stacks still get two)."""
-    threads = next(
-        (int(kv.split("=", 1)[1]) for kv in spec.split(":", 1)[-1].split(",")
-         if kv.startswith("threads=")),
-        1,
-    )  # fmt: skip
+    from fleetnas.measure import parse_options, split_spec
+
+    threads = int(parse_options(split_spec(spec)[1], "stack spec").get("threads", 1))
     cpus = list(range(os.cpu_count() or 1))[-threads:]
     return f"{spec},{PROTOCOL},cpus={'+'.join(map(str, cpus))}"
 
