@@ -82,12 +82,43 @@ def stack_spec(spec: str) -> str:
     return f"{spec},{PROTOCOL},cpus={'+'.join(map(str, cpus))}"
 
 
-def design_order(space: SearchSpace, seed: int, pool: int = 20000) -> np.ndarray:
+def parse_choices(space: SearchSpace, texts: list[str]) -> dict[int, np.ndarray]:
+    """``["r=160:224", "ks_0=3,5"]`` -> decision column -> the allowed choice indices (``lo:hi``
+    keeps the numeric choices in that closed range, a comma list names them)."""
+    names = [d.name for d in space.decisions]
+    out: dict[int, np.ndarray] = {}
+    for text in texts:
+        name, _, values = text.partition("=")
+        if name not in names or not values:
+            raise SystemExit(f"--choices {text!r}: expected DECISION=LO:HI or DECISION=A,B with "
+                             f"DECISION one of {space.name}'s decisions ({', '.join(names[:4])}, ...)")  # fmt: skip
+        choices = [str(c) for c in space.decisions[names.index(name)].choices]
+        if ":" in values:
+            lo, hi = map(float, values.split(":"))
+            keep = [i for i, c in enumerate(choices) if lo <= float(c) <= hi]
+        else:
+            keep = [choices.index(v) for v in values.split(",") if v in choices]
+        if not keep:
+            raise SystemExit(f"--choices {text!r}: no choice of {name} in {values} ({choices})")
+        out[names.index(name)] = np.array(keep)
+    return out
+
+
+def design_order(
+    space: SearchSpace, seed: int, pool: int = 20000, choices: dict[int, np.ndarray] | None = None
+) -> np.ndarray:
     """HELP's reference designs first (where the data has them), then every stratum in turn
-    (FLOPs deciles of the space, or of a seeded pool of ``pool`` samples when it is large)."""
+    (FLOPs deciles of the space, or of a seeded pool of ``pool`` samples when it is large).
+    ``choices`` (column -> allowed choice indices) restricts the sampled designs, not the
+    references."""
     rng = np.random.default_rng(seed)
     archs = space.enumerate() if space.size <= 100_000 else space.sample(pool, rng)
-    archs = np.unique(archs, axis=0)
+    for col, allowed in (choices or {}).items():
+        if space.size <= 100_000:  # enumerated: keep the allowed designs
+            archs = archs[np.isin(archs[:, col], allowed)]
+        else:  # sampled: draw the decision from its allowed choices
+            archs[:, col] = rng.choice(allowed, len(archs))
+    archs = np.unique(space.canonicalize(archs), axis=0)
     refs = np.zeros((0, space.n_decisions), dtype=np.int64)
     with contextlib.suppress(FleetnasError):  # no HELP data for this space: no references
         refs = read_archs(None, space.name)[1][read_reference_indices(None, space.name)]
@@ -177,8 +208,12 @@ def sessions_done(frame: pd.DataFrame, device: str, texts: list[str]) -> np.ndar
 
 def measure(args: argparse.Namespace) -> None:
     space = get_space(args.space)
-    order = design_order(space, args.seed)[: args.limit]
+    order = design_order(space, args.seed, choices=parse_choices(space, args.choices))
+    order = order[: args.limit]
     texts = space.format_many(order)
+    if args.prepare_only:
+        prepare(args, space, order)
+        return
     log = args.out / "stacks" / f"{space.name}-loads.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open_store(args.db) as store, log.open("a") as fh:
@@ -219,6 +254,21 @@ def measure(args: argparse.Namespace) -> None:
                         flush=True,
                     )
     report(args)
+
+
+def prepare(args: argparse.Namespace, space: SearchSpace, order: np.ndarray) -> None:
+    """Convert (export, quantize) the designs for every stack without timing anything, last
+    design first: run beside a measuring process (``nice``, on another CPU) so that one finds
+    its models in the cache; the two meet in the middle."""
+    with open_store(args.db) as store:
+        ms = [get_measurer(stack_spec(spec), store=store) for spec in args.stacks]
+        for hi in range(len(order), 0, -args.chunk):
+            chunk = order[max(0, hi - args.chunk) : hi]
+            t0 = time.perf_counter()
+            for m in ms:
+                m.prepare(space, chunk)
+            print(f"prepared designs {max(0, hi - args.chunk)}..{hi}: "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
 
 
 def _failure_messages(runs: dict[int, Any], used: list[int], archs: set[str]) -> dict:
@@ -394,7 +444,8 @@ def report(args: argparse.Namespace) -> None:
         payload["figure"] = correlation_figure(
             rho, help_rho, names, stem.parent / f"{space.name}-spearman.png"
         ).name
-    write_results(args.out / "stacks", payload, render(payload))
+    name = "stacks" if space.name == "nb201" else f"stacks_{space.name}"
+    write_results(args.out / name, payload, render(payload))
     print(render(payload))
 
 
@@ -516,6 +567,10 @@ def main() -> None:
     ap.add_argument("--db", default=str(ROOT / ".state" / "stacks.sqlite"))
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--choices", nargs="*", default=[],
+                    help="Restrict sampled designs, e.g. r=160:224 (OFA's resolution).")  # fmt: skip
+    ap.add_argument("--prepare-only", action="store_true",
+                    help="Only convert the designs' models into the cache (last first).")  # fmt: skip
     args = ap.parse_args()
     if "://" not in args.db:
         Path(args.db).parent.mkdir(parents=True, exist_ok=True)
