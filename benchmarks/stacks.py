@@ -108,20 +108,29 @@ def design_order(
     space: SearchSpace, seed: int, pool: int = 20000, choices: dict[int, np.ndarray] | None = None
 ) -> np.ndarray:
     """HELP's reference designs first (where the data has them), then every stratum in turn
-    (FLOPs deciles of the space, or of a seeded pool of ``pool`` samples when it is large).
-    ``choices`` (column -> allowed choice indices) restricts the sampled designs, not the
-    references."""
+    (FLOPs deciles) of the candidates: the whole space where it is small enough to enumerate,
+    else HELP's table of the space (so the stacks join HELP's devices design by design), else a
+    seeded pool of ``pool`` samples. ``choices`` (column -> allowed choice indices) restricts
+    the candidates, not the references."""
     rng = np.random.default_rng(seed)
-    archs = space.enumerate() if space.size <= 100_000 else space.sample(pool, rng)
+    refs = np.zeros((0, space.n_decisions), dtype=np.int64)
+    help_archs = None
+    with contextlib.suppress(FleetnasError):  # no HELP data for this space: no references
+        help_archs = read_archs(None, space.name)[1]
+        refs = help_archs[read_reference_indices(None, space.name)]
+    if space.size <= 100_000:
+        archs = space.enumerate()
+    elif help_archs is not None:
+        archs = help_archs
+    else:
+        archs = space.sample(pool, rng)
+    finite = space.size <= 100_000 or help_archs is not None
     for col, allowed in (choices or {}).items():
-        if space.size <= 100_000:  # enumerated: keep the allowed designs
+        if finite:  # keep the allowed designs
             archs = archs[np.isin(archs[:, col], allowed)]
         else:  # sampled: draw the decision from its allowed choices
             archs[:, col] = rng.choice(allowed, len(archs))
     archs = np.unique(space.canonicalize(archs), axis=0)
-    refs = np.zeros((0, space.n_decisions), dtype=np.int64)
-    with contextlib.suppress(FleetnasError):  # no HELP data for this space: no references
-        refs = read_archs(None, space.name)[1][read_reference_indices(None, space.name)]
     flops = np.asarray(space.flops(archs), dtype=float)
     edges = np.quantile(flops, np.linspace(0, 1, STRATA + 1)[1:-1])
     stratum = np.searchsorted(edges, flops, side="right")
