@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= dev,litert,openvino
+EXTRAS ?= dev,litert,openvino,executorch
 FLEETNAS_DATA_DIR ?= $(abspath ../shared/data)
 export FLEETNAS_DATA_DIR
 
