@@ -45,3 +45,31 @@ def write_results(
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(res, indent=1, default=default) + "\n")
     stem.with_suffix(".md").write_text(markdown if markdown.endswith("\n") else markdown + "\n")
+
+
+#: This machine's measured runtime stacks (``benchmarks/stacks.py``), one exchange CSV per space.
+STACKS = Path(__file__).resolve().parent / "results" / "stacks"
+
+
+def stack_medians(space: str, folder: Path = STACKS, min_designs: int = 1) -> dict[str, Any]:
+    """``{stack device: pandas Series of median latency (ms) by native design string}`` from
+    every exchange file under ``folder`` holding ``space`` (the stacks tables also hold each
+    session's value: only the median, or the mean where a file has no median, is read).
+    Stacks with fewer than ``min_designs`` designs are left out."""
+    from fleetnas.data.exchange import read_table
+
+    out: dict[str, Any] = {}
+    if not folder.is_dir():
+        return out
+    for path in sorted(folder.iterdir()):
+        if path.suffix not in (".csv", ".parquet", ".pq"):
+            continue
+        frame = read_table(path, space=space)
+        frame = frame[(frame["space"] == space) & (frame["metric"] == "latency")]
+        if "statistic" in frame:
+            stats = set(frame["statistic"])
+            frame = frame[frame["statistic"] == ("median" if "median" in stats else "mean")]
+        for dev, rows in frame.groupby("device"):
+            if len(rows) >= min_designs:
+                out[str(dev)] = rows.set_index("architecture")["value"].astype(float)
+    return out

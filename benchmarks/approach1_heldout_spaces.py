@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import environment, load_average, write_results
+from _common import environment, load_average, stack_medians, write_results
 from approach1_heldout import (
     CAPS,
     HWNAS,
@@ -77,7 +77,7 @@ QUICK = {
     "b": ("2080ti_32", "gold_6226", "pixel2"),
     "c": ("titanx_64", "silver_4210r", "samsung_s7"),
 }
-SPACE_SPLITS = {"ofa": ("hw", "batch"), "fbnet": ("a", "b", "c")}
+SPACE_SPLITS = {"ofa": ("hw", "batch", "stacks"), "fbnet": ("a", "b", "c")}
 
 
 class TableBench:
@@ -171,7 +171,21 @@ def pool_of(b: TableBench, split: str, target: str) -> list[str]:
     raise ValueError(split)
 
 
+def stack_targets(b: TableBench) -> list[Target]:
+    """Split ``stacks``: this machine's runtime stacks measured on designs of HELP's table
+    (``benchmarks/stacks.py``); each chooses among the designs it measured, the pool is every
+    HELP setting (other hardware, other source)."""
+    out: list[Target] = []
+    for dev, lat in stack_medians(b.space.name, min_designs=50).items():
+        col = np.full(len(b.archs), np.nan)
+        col[b.codes(b.space.parse_many(list(lat.index)))] = lat.to_numpy()
+        out.append(TableTarget(b, "stacks", dev, col, list(b.devices), partial=True))
+    return out
+
+
 def table_targets(b: TableBench, split: str, quick: bool) -> list[Target]:
+    if split == "stacks":
+        return stack_targets(b)[:1] if quick else stack_targets(b)
     if quick:
         cols = QUICK[split]
     elif split in ("hw", "batch"):
@@ -206,6 +220,8 @@ SPLIT_NAMES = {
     ("ofa", "hw"): "OFA (hw) leave-hardware-out: pool = the other 3 GPUs at every batch size",
     ("ofa", "batch"): "OFA (batch) leave-batch-regime-out: pool = the other 3 GPUs at the other "
     "2 batch sizes",
+    ("ofa", "stacks"): "OFA (stacks) this machine's runtime stacks (CPU; ONNX Runtime, OpenVINO), "
+    "pool = HELP's 12 GPU settings; each stack chooses among the designs it measured",
     ("fbnet", "a"): "FBNet (a) leave-source-out: HW-NAS-Bench columns, pool = HELP's 23 own "
     "columns",
     ("fbnet", "b"): "FBNet (b) leave-hardware-out: no other batch size or sibling setting",

@@ -18,10 +18,11 @@ Outputs (``--out``, default ``benchmarks/results``):
   ``noisy``, unit ``flag``) of the stored median;
 - ``stacks/<space>-devices.json``: each stack's device record (features: runtime and converter
   versions, quantization, protocol, machine) and the run's load averages;
-- ``stacks.json`` / ``stacks.md``: per stack the two-session noise (median relative difference
-  |s1 - s2| / mean over designs; target <= 2 % at 1 thread), the Spearman matrix between stacks
-  and against HELP's 27 devices (nb201), and the int8-vs-fp32 speed-up per stack family (median
-  over designs of fp32 / int8, with its IQR).
+- ``stacks.json`` / ``stacks.md`` (``stacks_<space>`` for other spaces): per stack the
+  two-session noise (median relative difference |s1 - s2| / mean over designs; target <= 2 % at
+  1 thread), the Spearman matrix between stacks and against HELP's devices (over the designs
+  HELP's table holds), and the int8-vs-fp32 speed-up per stack family (median over designs of
+  fp32 / int8, with its IQR).
 
 Run: ``python benchmarks/stacks.py --limit 300`` (hours on a shared 2-core machine; LiteRT
 conversion dominates). ``--report-only`` rebuilds the tables from the store.
@@ -90,8 +91,10 @@ def parse_choices(space: SearchSpace, texts: list[str]) -> dict[int, np.ndarray]
     for text in texts:
         name, _, values = text.partition("=")
         if name not in names or not values:
-            raise SystemExit(f"--choices {text!r}: expected DECISION=LO:HI or DECISION=A,B with "
-                             f"DECISION one of {space.name}'s decisions ({', '.join(names[:4])}, ...)")  # fmt: skip
+            raise SystemExit(
+                f"--choices {text!r}: expected DECISION=LO:HI or DECISION=A,B with DECISION one "
+                f"of {space.name}'s decisions ({', '.join(names[:4])}, ...)"
+            )
         choices = [str(c) for c in space.decisions[names.index(name)].choices]
         if ":" in values:
             lo, hi = map(float, values.split(":"))
@@ -381,16 +384,18 @@ def report(args: argparse.Namespace) -> None:
     # Spearman between stacks, and with HELP's devices
     rho = table.rank().corr(method="pearson") if len(table) > 2 else pd.DataFrame()
     help_rho: dict[str, dict[str, float]] = {}
-    if space.name == "nb201" and len(table) > 2:
-        try:
-            help_archs = space.format_many(read_archs(None, space.name)[1])
-            pos = {t: i for i, t in enumerate(help_archs)}
-            idx = [pos[t] for t in table.index]
-            for dev in help_file_names(space.name):
-                lat = read_latencies(None, space.name, dev)[idx]
-                help_rho[dev] = {d: float(spearmanr(table[d], lat).statistic) for d in names}
-        except FleetnasError as exc:
-            print(f"HELP comparison skipped: {exc}")
+    try:  # over the designs HELP's table of the space holds (all of them where drawn from it)
+        help_archs = space.format_many(read_archs(None, space.name)[1])
+        pos = {t: i for i, t in enumerate(help_archs)}
+        shared = [t for t in table.index if t in pos]
+        idx = [pos[t] for t in shared]
+        for dev in help_file_names(space.name) if len(shared) > 2 else ():
+            lat = read_latencies(None, space.name, dev)[idx]
+            help_rho[dev] = {
+                d: float(spearmanr(table.loc[shared, d], lat).statistic) for d in names
+            }
+    except FleetnasError as exc:
+        print(f"HELP comparison skipped: {exc}")
     # int8 vs fp32 speed-up per stack family
     speedups = {}
     for d in names:
@@ -576,10 +581,12 @@ def main() -> None:
     ap.add_argument("--db", default=str(ROOT / ".state" / "stacks.sqlite"))
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--report-only", action="store_true")
-    ap.add_argument("--choices", nargs="*", default=[],
-                    help="Restrict sampled designs, e.g. r=160:224 (OFA's resolution).")  # fmt: skip
-    ap.add_argument("--prepare-only", action="store_true",
-                    help="Only convert the designs' models into the cache (last first).")  # fmt: skip
+    ap.add_argument(
+        "--choices", nargs="*", default=[], help="Restrict the designs, e.g. r=160:224 (OFA)."
+    )
+    ap.add_argument(
+        "--prepare-only", action="store_true", help="Only convert the models (last design first)."
+    )
     args = ap.parse_args()
     if "://" not in args.db:
         Path(args.db).parent.mkdir(parents=True, exist_ok=True)
