@@ -25,7 +25,7 @@ Per device the planner (one measurement session shared by the device's budgets):
    measured table at that precision, never one of the target's runtime family
    (:mod:`fleetnas.fleet.compression_proxy`), scaled by the geometric mean of measured / proxy.
    The latency order is *not* shared across compression (the int8 / fp32 ratio of single
-   designs spreads over two orders of magnitude on some stacks), so one factor per precision
+   designs spreads over more than an order of magnitude on some stacks), so one factor per precision
    misses the designs on which int8 happens to be fast;
 4. verifies, per precision group, the accuracy/latency front of the calibrated proxy with
    :func:`fleetnas.proxy.verify_candidates` (bisection; feasibility only from measured values,

@@ -2,9 +2,10 @@
 
 One calibration factor per precision cannot place single compressed designs: on this machine's
 ONNX Runtime and LiteRT stacks the measured int8 / fp32 ratio of one NB201 design spreads over
-two orders of magnitude (``benchmarks/results/compression_plan.md``), so the designs on which
-int8 is fast are exactly the ones a factor misses. Per precision group of a device's candidates
-the planner therefore picks, from the group's probes, the proxy whose per-design order fits best:
+more than an order of magnitude (``benchmarks/results/compression_plan.md``), so the designs on
+which int8 is fast are exactly the ones a factor misses. Per precision group of a device's
+candidates the planner therefore picks, from the group's probes, the proxy whose per-design
+order fits best:
 
 - the simulator's model of a device of the target's family (always there, the default);
 - every *other* device's measured table at that precision: a ``ptable`` stack of the fleet
@@ -59,7 +60,7 @@ class GroupMatch:
             "precision": self.precision,
             "proxy": self.proxy,
             "scale": round(self.scale, 6),
-            "residual": round(self.residual, 6),
+            "residual": round(self.residual, 6) if np.isfinite(self.residual) else None,
             "probes": self.probes,
             "scores": {k: round(v, 6) for k, v in self.scores.items()},
         }
