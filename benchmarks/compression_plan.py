@@ -395,6 +395,16 @@ def markdown(res: dict[str, Any]) -> str:
                 f"{_f(q['regret_mean'], 2)} | {_f(q['regret_max'], 2)} | {q['policy_matches']} | "
                 f"{_f(q['measurements_mean'], 1)} | {q['measurements_max']} |"
             )
+    lines += [
+        "",
+        "`per-design`: per precision group the planner matches the simulator and the other "
+        "runtime families' measured tables at that precision on the group's probes (and, for "
+        "later budgets, on every design the device measured already), then verifies the best "
+        "candidate of each policy within the cap (probes counted). `one-factor`: the previous "
+        "release, the simulator scaled by one factor per precision, one verification over the "
+        "joint front (its probes now counted against the cap as well). The `proxies` column "
+        "says which proxy each precision group used.",
+    ]
     for label, key in (("per-design (new default)", "plan"), ("one-factor (baseline)", "baseline")):
         p = res[key]
         lines += [

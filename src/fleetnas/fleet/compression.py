@@ -211,13 +211,15 @@ class CompressionPlanner(Planner):
         cap = self.config.max_measurements or DEFAULT_CAP
         k = probes_per_group(cap, len(set(groups)))
         before = session.cost.measurements
-        cal_l, cal_e, matches, probe_trace = self._estimate(
+        cal_l, cal_e, matches, probe_trace, options = self._estimate(
             session, sp, dev, cand, groups, p_lat, p_en, k
         )
         probes = session.cost.measurements - before
         live = np.isfinite(cal_l)
-        scale_l = {g: m.scale for g, m in matches.items()}
         for i, (task, e) in enumerate(zip(tasks, entries, strict=True)):
+            if i and self.estimate == "per-design":  # everything measured so far, uncharged
+                rematch(session, cand, options, cal_l, matches)
+            scale_l = {g: m.scale for g, m in matches.items()}
             e["measurements_probe"] = probes if i == 0 else 0
             room = cap - e["measurements_probe"]  # the cap counts this entry's probes
             self._plan_budget(task, e, sp, session, cand[live], acc[live], labels[live],
@@ -234,17 +236,25 @@ class CompressionPlanner(Planner):
         p_lat: np.ndarray,
         p_en: np.ndarray,
         k: int,
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, GroupMatch], list[dict[str, Any]]]:
+    ) -> tuple[
+        np.ndarray,
+        np.ndarray,
+        dict[str, GroupMatch],
+        list[dict[str, Any]],
+        dict[str, tuple[np.ndarray, dict[str, np.ndarray]]],
+    ]:
         """Per precision group: measure ``k`` probes at the 30th..70th percentile of the
         simulator's latency, choose the group's proxy (``one-factor``: the simulator; else the
         best-matching of the simulator and the other devices' tables at that precision,
         :mod:`fleetnas.fleet.compression_proxy`) and scale it by the geometric mean of
         measured / proxy. Returns calibrated latency and energy per candidate (NaN: a group
-        whose probes all failed), the matches and the probe trace."""
+        whose probes all failed), the matches, the probe trace and per group its candidates
+        and proxy options (for :func:`rematch`)."""
         cal_l = np.full(len(cand), np.nan)
         cal_e = np.full(len(cand), np.nan)
         matches: dict[str, GroupMatch] = {}
         trace: list[dict[str, Any]] = []
+        kept: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
         sim = "bitops" if sp.space.name == "apq" else f"sim:{dev.family}"
         sources = (
             proxies_for(dev, self.sources)
@@ -274,13 +284,14 @@ class CompressionPlanner(Planner):
             if m is None:
                 continue
             matches[g] = m
+            kept[g] = (idx, options)
             cal_l[idx] = m.scale * options[m.proxy]
             good = np.isfinite(vals[:, 0]) if len(picks) else np.zeros(0, dtype=bool)
             scale_e = 1.0
             if vals.shape[1] > 1 and good.any():
                 scale_e = float(np.exp(np.mean(np.log(vals[good, 1] / p_en[picks][good]))))
             cal_e[idx] = scale_e * p_en[idx]
-        return cal_l, cal_e, matches, trace
+        return cal_l, cal_e, matches, trace, kept
 
     def _plan_budget(
         self,
@@ -376,6 +387,26 @@ class CompressionPlanner(Planner):
             return (float(acc[p][ok].max()) if ok.any() else -np.inf, float(acc[p].max()))
 
         return sorted(parts, key=merit, reverse=True)
+
+
+def rematch(
+    session: Any,
+    cand: np.ndarray,
+    options: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]],
+    cal_l: np.ndarray,
+    matches: dict[str, GroupMatch],
+) -> None:
+    """Match every precision group's proxy again on all of the group's designs the session
+    has measured (probes and earlier budgets' verification; reading them costs nothing), and
+    recalibrate ``cal_l`` in place."""
+    for g, (idx, opts) in options.items():
+        known, vals = session.lookup(cand[idx])
+        if known.sum() < 2:
+            continue
+        m = match(g, vals[known, 0], {n: v[known] for n, v in opts.items()})
+        if m is not None:
+            matches[g] = m
+            cal_l[idx] = m.scale * opts[m.proxy]
 
 
 def probes_per_group(cap: int, n_groups: int) -> int:
