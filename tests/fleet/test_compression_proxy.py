@@ -119,3 +119,18 @@ def test_match_prefers_the_proxy_whose_order_fits_and_the_simulator_on_a_tie():
     one = match("int8", meas[:1], {"sim": np.array([2.0]), "table:x": np.array([0.5])})
     assert one is not None and one.proxy == "sim"
     assert match("int8", np.array([np.nan]), {"sim": np.array([1.0])}) is None
+
+
+def test_table_options_skip_sources_without_stored_values(two_devices):
+    from fleetnas.fleet.compression_proxy import table_options
+
+    db, _ = two_devices
+    peer = _ptable("peer", "rt-b", "peer")
+    ghost = _ptable("ghost", "rt-c", "ghost")
+    q = get_space("nb201+q")
+    with open_store(db) as store:
+        sp = get_space("nb201")
+        base = store.get_measurements(sp, "tgt-fp32", "latency", statistic="median")[0]
+        opts = table_options(store, q, base, "int8", table_sources([peer, ghost]))
+        assert list(opts) == ["table:peer"] and np.all(opts["table:peer"] > 0)
+        assert table_options(store, q, base, "fp16", table_sources([peer])) == {}

@@ -115,6 +115,7 @@ def table_options(
 ) -> dict[str, np.ndarray]:
     """``{"table:<device>": latency per design}`` of the sources that hold ``precision``
     values of every base design in ``base`` (``n x D`` of ``space.base``)."""
+    from fleetnas.errors import MeasurementError, UnknownNameError
     from fleetnas.measure.precision_table import PrecisionTableMeasurer
 
     out: dict[str, np.ndarray] = {}
@@ -124,9 +125,9 @@ def table_options(
             continue
         try:
             m = PrecisionTableMeasurer(store.get_device(dev), store, {precision: dev})
-        except Exception:  # a source the store does not hold is no proxy
+            vals = m.stored(space, precision, base)
+        except (UnknownNameError, MeasurementError):  # nothing stored: no proxy
             continue
-        vals = m.stored(space, precision, base)
         if len(vals) and np.all(np.isfinite(vals) & (vals > 0)):
             out[f"table:{s.device}"] = vals
     return out
