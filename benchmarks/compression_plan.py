@@ -58,6 +58,16 @@ SIMS = {
 }
 SIM_BUDGETS = {"npu-sim": 3.0, "mcu-sim": 600.0, "gpu-sim": 1.2, "qdq-cpu-sim": 4.0}
 HELP = {"pixel2": 15.0, "raspi4": 22.0}
+#: Runtime family of each stack device (its ``runtime`` feature): a stack's proxies come from
+#: the other families only (ort-t1 and ort-t2 never proxy each other).
+RUNTIME = {"ort-t1": "onnxruntime", "ort-t2": "onnxruntime", "litert-t1": "litert",
+           "ov-t1": "openvino"}  # fmt: skip
+#: Budgets of a stack device: these quantiles of its fp32 table (fixed before any run).
+STACK_QUANTILES = (0.3, 0.5, 0.7)
+#: The planner's estimate under test and the baseline, run on the same store and fleet.
+ESTIMATES = ("per-design", "one-factor")
+#: A small ``--max-measurements`` under which both run again (the cap counts the probes).
+SMALL_CAP = 6
 BITFUSION_BUDGETS = [(8.0, 20.0), (11.0, 25.0), (14.0, 40.0)]
 
 
@@ -117,9 +127,11 @@ def fleet_of(tables: dict[str, dict[bytes, float]]) -> Any:
 
     devs = []
     for name, (fp, i8) in PAIRS.items():
-        budget = round(float(np.median(list(tables[fp].values()))), 4)
+        qs = np.quantile(list(tables[fp].values()), STACK_QUANTILES)
+        budgets = tuple(bb for q in qs for bb in b(round(float(q), 4)))
         spec = f"ptable:fp32={fp},int8={i8}"
-        devs.append(FleetDevice(Device(name, "local_runtime", measurer=spec), b(budget)))
+        dev = Device(name, "local_runtime", {"runtime": RUNTIME[name]}, measurer=spec)
+        devs.append(FleetDevice(dev, budgets))
     for name, spec in SIMS.items():
         fam = spec.split("family=")[1].split(",")[0]
         devs.append(FleetDevice(Device(name, fam, measurer=spec), b(SIM_BUDGETS[name])))
@@ -191,10 +203,80 @@ def int8_wins(tables: dict[str, dict[bytes, float]], e: dict[str, Any]) -> bool 
     return tables[i8][base] < tables[fp][base]
 
 
+def row_of(tables: dict[str, dict[bytes, float]], e: dict[str, Any]) -> dict[str, Any]:
+    """One entry of the results: chosen policy, proxies, numbers, and the truth's check."""
+    c = e.get("compression") or {}
+    t = e.get("truth") or {}
+    return {
+        "entry": e["key"],
+        "device": e["device"],
+        "family": e["family"],
+        "space": e.get("space"),
+        "status": e["status"],
+        "design": e["design"],
+        "precision": c.get("precision", "bits" if e.get("space") == "apq" else None),
+        "widths": c.get("widths"),
+        "int8": c.get("int8"),
+        "pruned": c.get("pruned"),
+        "accuracy": (e.get("predicted") or {}).get("accuracy"),
+        "accuracy_source": e.get("accuracy_source"),
+        "measured_ms": (e.get("measured") or {}).get("latency_ms"),
+        "measured_mj": (e.get("measured") or {}).get("energy_mj"),
+        "budget_ms": e["budget"]["latency_ms"],
+        "budget_mj": e["budget"]["energy_mj"],
+        "measurements": e["measurements"],
+        "regret_pp": t.get("regret_pp"),
+        "violation": t.get("violation"),
+        "int8_faster_on_design": int8_wins(tables, e),
+        "oracle_policy": t.get("oracle_policy"),
+        "calibration": c.get("calibration"),
+        "proxy": e.get("proxy"),
+    }
+
+
+def summarize(rows: list[dict[str, Any]], plan_s: float) -> dict[str, Any]:
+    """Violations (true and measured), regret, policy agreement and measurements of a plan."""
+    measured = [r for r in rows if r["status"] == "ok"]
+    violations = sum(1 for r in rows if r["violation"]) + sum(
+        1
+        for r in measured
+        if r["measured_ms"] > r["budget_ms"]
+        or (r["budget_mj"] is not None and r["measured_mj"] > r["budget_mj"])
+    )
+    agree = [r["precision"] == r["oracle_policy"] for r in rows if r["oracle_policy"]]
+    out: dict[str, Any] = {
+        "entries": rows,
+        "plan_s": plan_s,
+        "violations": violations,
+        "ok": len(measured),
+        "policies_chosen": sorted({str(r["precision"]) for r in rows}),
+        "policy_matches_oracle": f"{sum(agree)}/{len(agree)}",
+    }
+    for part, sel in (
+        ("stacks", [r for r in rows if r["device"] in PAIRS]),
+        ("all", rows),
+    ):
+        reg = [r["regret_pp"] for r in sel if r["regret_pp"] is not None]
+        ag = [r["precision"] == r["oracle_policy"] for r in sel if r["oracle_policy"]]
+        meas = [r["measurements"] for r in sel]
+        out[part] = {
+            "entries": len(sel),
+            "regret_mean": float(np.mean(reg)) if reg else None,
+            "regret_max": float(np.max(reg)) if reg else None,
+            "policy_matches": f"{sum(ag)}/{len(ag)}",
+            "measurements_mean": float(np.mean(meas)) if meas else None,
+            "measurements_max": int(np.max(meas)) if meas else None,
+            "violations": sum(1 for r in sel if r["violation"])
+            + sum(1 for r in sel if r["status"] == "ok" and r["measured_ms"] > r["budget_ms"]),
+        }
+    return out
+
+
 def main() -> None:
     from fleetnas.data import import_all, import_table, read_table
     from fleetnas.fleet import PlanConfig, plan_fleet
-    from fleetnas.fleet.compression import CompressionPlanner
+    from fleetnas.fleet.compression import DEFAULT_CAP, CompressionPlanner
+    from fleetnas.fleet.compression_proxy import proxies_for
     from fleetnas.paths import data_dir
     from fleetnas.store import open_store
 
@@ -207,62 +289,46 @@ def main() -> None:
         tables = stack_table(store)
         p1 = part1(tables)
         fleet = fleet_of(tables)
-        config = PlanConfig(space="nb201+q", truth=False)
-        planner = CompressionPlanner(config, store)
-        t0 = time.perf_counter()
-        run = plan_fleet(fleet, config, store, planner=planner)
-        plan_s = time.perf_counter() - t0
-        entries = run.entries
-        truth(planner, store, fleet, entries)
-    rows = []
-    for e in entries:
-        c = e.get("compression") or {}
-        t = e.get("truth") or {}
-        rows.append(
-            {
-                "entry": e["key"],
-                "family": e["family"],
-                "space": e.get("space"),
-                "status": e["status"],
-                "design": e["design"],
-                "precision": c.get("precision", "bits" if e.get("space") == "apq" else None),
-                "widths": c.get("widths"),
-                "int8": c.get("int8"),
-                "pruned": c.get("pruned"),
-                "accuracy": (e.get("predicted") or {}).get("accuracy"),
-                "accuracy_source": e.get("accuracy_source"),
-                "measured_ms": (e.get("measured") or {}).get("latency_ms"),
-                "measured_mj": (e.get("measured") or {}).get("energy_mj"),
-                "budget_ms": e["budget"]["latency_ms"],
-                "budget_mj": e["budget"]["energy_mj"],
-                "measurements": e["measurements"],
-                "regret_pp": t.get("regret_pp"),
-                "violation": t.get("violation"),
-                "int8_faster_on_design": int8_wins(tables, e),
-                "oracle_policy": t.get("oracle_policy"),
-                "calibration": c.get("calibration"),
+        runs = {}
+        for est, cap in itertools.product(ESTIMATES, (None, SMALL_CAP)):
+            devices = [fd.device for fd in fleet]
+            cfg = PlanConfig(space="nb201+q", truth=False, max_measurements=cap)
+            planner = CompressionPlanner(
+                cfg, store, reuse=False, devices=devices, estimate=est
+            )  # reuse=False: each estimate measures as on a clean store
+            t0 = time.perf_counter()
+            key = est if cap is None else f"{est}-cap{cap}"
+            run = plan_fleet(fleet, cfg, store, name=f"bench-{key}", planner=planner, fresh=True)
+            plan_s = time.perf_counter() - t0
+            truth(planner, store, fleet, run.entries)
+            runs[key] = summarize([row_of(tables, e) for e in run.entries], plan_s)
+            runs[key]["cap"] = cap or DEFAULT_CAP
+            held = {
+                fd.device.name: [s.device for s in proxies_for(fd.device, planner.sources)]
+                for fd in fleet
+                if fd.device.name in PAIRS
             }
-        )
-    measured = [r for r in rows if r["status"] == "ok"]
-    violations = sum(1 for r in rows if r["violation"]) + sum(
-        1
-        for r in measured
-        if r["measured_ms"] > r["budget_ms"]
-        or (r["budget_mj"] is not None and r["measured_mj"] > r["budget_mj"])
-    )
-    agree = [r["precision"] == r["oracle_policy"] for r in rows if r["oracle_policy"]]
-    apq_rows = [r for r in rows if r["space"] == "apq"]
+    apq_rows = [r for r in runs["per-design"]["entries"] if r["space"] == "apq"]
     res = {
         "environment": env,
         "stacks_table": {"file": str(STACKS.relative_to(ROOT)), "rows": len(frame)},
         "monotonicity": p1,
-        "plan": {
-            "entries": rows,
-            "plan_s": plan_s,
-            "violations": violations,
-            "ok": len(measured),
-            "policies_chosen": sorted({str(r["precision"]) for r in rows}),
-            "policy_matches_oracle": f"{sum(agree)}/{len(agree)}",
+        "plan": runs["per-design"],
+        "baseline": runs["one-factor"],
+        "small_cap": {est: runs[f"{est}-cap{SMALL_CAP}"] for est in ESTIMATES},
+        "held_out_proxies": held,
+        "protocol": {
+            "stack_budgets": f"quantiles {list(STACK_QUANTILES)} of each stack's fp32 table",
+            "parameters": "none tuned: probes per precision (2) and the default cap (12, "
+            "probes included) are the previous release's; the matching rule (smallest log "
+            "residual on the probes, the simulator on a tie) has no parameter; the budget "
+            "quantiles were fixed before the first run",
+            "proxies": "a stack's table proxies are the fleet's table devices of another "
+            "runtime family (the HELP fp32 tables and the other runtimes' stacks), never "
+            "itself nor its other thread count; the HELP devices pixel2 (HELP's own column) "
+            "and raspi4 (HW-NAS-Bench's) may use each other's fp32 table (other hardware, "
+            "other source); simulated devices may use any table that holds all their "
+            "candidates of a precision (HELP's fp32 tables)",
         },
         "apq": {
             "approach1": apq_rows,
@@ -317,36 +383,68 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(f"| {t['pair']} | {t['tau_fp32']:.3f} | {t['tau_joint']:.3f} |")
     lines += [
         "",
-        f"## The plan (`plan --space nb201+q`, {p['plan_s']:.1f} s, {p['ok']} ok entries, "
-        f"**{p['violations']} violations**)",
+        "## Per-design estimate vs one factor per precision (same run, same fleet and store)",
         "",
-        "| entry | policy | widths | accuracy | source | measured ms (mJ) | budget ms (mJ) | "
-        "meas. | regret pp | best policy (truth) | int8 faster on this design |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "Held out: a stack's table proxies come from the fleet's table devices of another "
+        "runtime family, never itself nor its other thread count: "
+        + "; ".join(f"{k}: {', '.join(v)}" for k, v in res["held_out_proxies"].items())
+        + f". In full: {res['protocol']['proxies']}. Budgets of a stack: "
+        f"{res['protocol']['stack_budgets']}. Parameters: "
+        f"{res['protocol']['parameters']}.",
+        "",
+        "| estimate | part | entries | violations | regret mean pp | regret max pp | "
+        "policy = truth's | meas. mean | meas. max |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in p["entries"]:
-        mj = f" ({r['measured_mj']:.2f})" if r["measured_mj"] is not None else ""
-        bj = f" ({r['budget_mj']:g})" if r["budget_mj"] is not None else ""
-        lines.append(
-            f"| {r['entry']} | {r['precision']} | {_f(r['widths'])} | {_f(r['accuracy'], 2)} | "
-            f"{r['accuracy_source']} | {_f(r['measured_ms'])}{mj} | {r['budget_ms']:g}{bj} | "
-            f"{r['measurements']} | {_f(r['regret_pp'], 2)} | {_f(r['oracle_policy'])} | "
-            f"{_f(r['int8_faster_on_design'])} |"
-        )
+    small = res.get("small_cap", {})
+    rows = [("per-design (new default)", res["plan"]), ("one-factor (baseline)", res["baseline"])]
+    rows += [(f"{est}, cap {p['cap']}", p) for est, p in small.items()]
+    for label, run in rows:
+        for part in ("stacks", "all"):
+            q = run[part]
+            lines.append(
+                f"| {label} | {part} | {q['entries']} | {q['violations']} | "
+                f"{_f(q['regret_mean'], 2)} | {_f(q['regret_max'], 2)} | {q['policy_matches']} | "
+                f"{_f(q['measurements_mean'], 1)} | {q['measurements_max']} |"
+            )
     lines += [
         "",
-        "The chosen policy equals the policy of the device's true optimum (the most accurate "
-        "candidate whose true latency meets the budget, from the full tables / simulator) on "
-        f"{p['policy_matches_oracle']} compressed-space entries. Policies chosen across the "
-        f"fleet: {', '.join(p['policies_chosen'])}. Where int8 is faster than fp32 on most "
-        "designs (OpenVINO, median ratio below 1) the plan picks int8, and fp16/int8 on the "
-        "simulated NPU, GPU and microcontroller; on ONNX Runtime and LiteRT, where int8 is "
-        "slower on most designs, it keeps fp32, and on the QDQ-like simulated CPU fp32 is also "
-        "the truth's choice. There the true optimum is nevertheless an int8 design: one of the "
-        "minority on which int8 happens to be faster. The plan calibrates one factor per "
-        "precision on two probes; the measured int8/fp32 ratio of single designs spreads over "
-        "two orders of magnitude on those stacks, which one factor cannot see: that is the "
-        "regret of those entries (the int8 order is not the fp32 order, the point of item 3).",
+        "`per-design`: per precision group the planner matches the simulator and the other "
+        "runtime families' measured tables at that precision on the group's probes (and, for "
+        "later budgets, on every design the device measured already), then verifies the best "
+        "candidate of each policy within the cap (probes counted). `one-factor`: the previous "
+        "release, the simulator scaled by one factor per precision, one verification over the "
+        "joint front (its probes now counted against the cap as well). `cap 6`: both again "
+        "under `--max-measurements 6` (probes included). The `proxies` column says which "
+        "proxy each precision group used.",
+    ]
+    for label, key in (("per-design (new default)", "plan"), ("one-factor (baseline)", "baseline")):
+        p = res[key]
+        lines += [
+            "",
+            f"## The plan, {label} (`plan --space nb201+q`, {p['plan_s']:.1f} s, {p['ok']} ok "
+            f"entries, **{p['violations']} violations**)",
+            "",
+            "| entry | policy | accuracy | source | measured ms (mJ) | budget ms (mJ) | "
+            "meas. | regret pp | best policy (truth) | int8 faster on this design | proxies |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in p["entries"]:
+            mj = f" ({r['measured_mj']:.2f})" if r["measured_mj"] is not None else ""
+            bj = f" ({r['budget_mj']:g})" if r["budget_mj"] is not None else ""
+            lines.append(
+                f"| {r['entry']} | {r['precision']} | {_f(r['accuracy'], 2)} | "
+                f"{r['accuracy_source']} | {_f(r['measured_ms'])}{mj} | {r['budget_ms']:g}{bj} | "
+                f"{r['measurements']} | {_f(r['regret_pp'], 2)} | {_f(r['oracle_policy'])} | "
+                f"{_f(r['int8_faster_on_design'])} | {_f(r.get('proxy'))} |"
+            )
+        lines += [
+            "",
+            f"Policy = the truth's (the most accurate candidate whose true latency meets the "
+            f"budget, from the full tables / simulator) on {p['policy_matches_oracle']} "
+            f"compressed-space entries; policies chosen: {', '.join(p['policies_chosen'])}.",
+        ]
+    lines += [
         "",
         "## APQ's space",
         "",

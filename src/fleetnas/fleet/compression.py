@@ -19,13 +19,21 @@ Per device the planner (one measurement session shared by the device's budgets):
    sample of feasible designs) to those the device can run;
 2. prices them with a *proxy*: the simulator's model of a device of the same family (nb201+q,
    ofa_mbv3+q) or the bit-operations ``sum_l MACs_l * w_l * a_l`` (apq);
-3. measures two probes per precision the device runs and scales the proxy per precision by the
-   geometric mean of measured / proxy: the latency order is *not* shared across compression
-   (int8 is faster than fp32 on one stack and slower on another), so one calibration for all
-   precisions would misplace a whole precision's designs;
-4. verifies the accuracy/latency front of the calibrated proxy with
+3. measures two probes per precision the device runs (one, or none, where the cap is small:
+   the probes count against ``--max-measurements``) and, per precision group, chooses the proxy
+   whose per-design order fits the probes best, the simulator or another fleet device's
+   measured table at that precision, never one of the target's runtime family
+   (:mod:`fleetnas.fleet.compression_proxy`), scaled by the geometric mean of measured / proxy.
+   The latency order is *not* shared across compression (the int8 / fp32 ratio of single
+   designs spreads over more than an order of magnitude on some stacks), so one factor per precision
+   misses the designs on which int8 happens to be fast;
+4. verifies, per precision group, the accuracy/latency front of the calibrated proxy with
    :func:`fleetnas.proxy.verify_candidates` (bisection; feasibility only from measured values,
-   so a measured device never gets a design over its budget).
+   so a measured device never gets a design over its budget), the groups one after the other
+   within the entry's cap, a group that cannot beat the best verified design skipped; the most
+   accurate verified design wins. ``estimate="one-factor"`` keeps the previous release's
+   simulator-only calibration and one verification over the joint front (the benchmark's
+   baseline).
 
 Every entry carries ``accuracy_source``: ``table`` for an uncompressed design whose accuracy is
 the base table's (NAS-Bench-201), else the source's label: ``modelled`` (the default,
@@ -44,22 +52,27 @@ from typing import Any
 import numpy as np
 
 from fleetnas.errors import InputError
+from fleetnas.fleet.compression_proxy import (
+    GroupMatch,
+    match,
+    proxies_for,
+    table_options,
+    table_sources,
+)
+from fleetnas.fleet.compression_space import SpacePlan, parse_policy_options
 from fleetnas.fleet.planner import Planner, task_done
 from fleetnas.fleet.session import capture_writes
 from fleetnas.fleet.tasks import ChunkOutput, PlanConfig, Task, fail, new_entry
 
-#: Sample of base designs of a base space too large to enumerate.
-BASE_SAMPLE = 2000
-#: Sample of APQ designs.
-APQ_SAMPLE = 20_000
 #: Probes per precision the device runs.
 PROBES_PER_PRECISION = 2
-#: Measurements per entry when the config sets no cap.
+#: Measurements per entry when the config sets no cap (probes included).
 DEFAULT_CAP = 12
-#: Accuracy sources of ``--accuracy-source`` (``evaluator:pkg.mod:fn`` / ``cmd:...`` too).
-SOURCES = ("modelled", "measured")
-#: Designs an evaluator scores per space (the modelled front's best).
-EVALUATOR_DESIGNS = 64
+#: How a compressed design's latency is estimated: ``per-design`` (the default: per precision
+#: group the best-matching precision-aware proxy, verified per policy) or ``one-factor`` (the
+#: previous release: the simulator scaled by one factor per precision, one verification over
+#: the joint front; the benchmark's baseline).
+ESTIMATES = ("per-design", "one-factor")
 
 
 def is_compression_plan(config: PlanConfig, devices: Sequence[Any] = ()) -> bool:
@@ -86,211 +99,26 @@ def measurer_spec(device: Any) -> str | None:
     return spec
 
 
-def parse_policy_options(
-    space: Any, precisions: str | None, widths: str | None
-) -> tuple[tuple[str, ...], tuple[float, ...]]:
-    """The precisions and width ratios a plan may choose (``None``: all of the space); an
-    unknown precision or a width outside the space is one :class:`InputError`."""
-    if not hasattr(space, "precisions"):  # apq: its own bit-widths, options do not apply
-        return (), ()
-    ps = tuple(space.precisions)
-    ws = tuple(space.widths)
-    if precisions:
-        want = tuple(p.strip() for p in precisions.split(",") if p.strip())
-        bad = [p for p in want if p not in ps]
-        if bad or not want:
-            raise InputError(
-                f"--precisions: unknown precision {', '.join(bad) or repr(precisions)} for "
-                f"{space.name!r}; expected some of {', '.join(ps)}"
-            )
-        ps = want
-    if widths:
-        try:
-            want_w = tuple(float(w) for w in widths.split(",") if w.strip())
-        except ValueError:
-            raise InputError(f"--widths: expected numbers like 1,0.5, got {widths!r}") from None
-        bad_w = [w for w in want_w if w not in ws]
-        if bad_w or not want_w:
-            raise InputError(
-                f"--widths: width ratio {', '.join(f'{w:g}' for w in bad_w) or repr(widths)} is "
-                f"not in {space.name!r}; expected some of {', '.join(f'{w:g}' for w in ws)}"
-            )
-        ws = want_w
-    return ps, ws
-
-
-class SpacePlan:
-    """What one process builds once per space of a compressed plan: candidates, their
-    accuracy and its source, and the proxy's latency/energy."""
-
-    def __init__(
-        self, space_name: str, config: PlanConfig, store: Any, source: str | None = None
-    ) -> None:
-        from fleetnas.spaces import get_space
-
-        self.space = get_space(space_name)
-        self.config = config
-        self.store = store
-        self.precisions, self.widths = parse_policy_options(
-            self.space, config.precisions, config.widths
-        )
-        self.source = source or config.accuracy_source
-        self._modelled: Any = None
-        self._sample: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self.source_label = self._check_source()
-
-    # ---- candidates -------------------------------------------------------------------------
-    def pool(self, measurer: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(candidates n x D, accuracy n, accuracy_source n)`` a device can run: designs of its
-        tables times its precisions (``ptable``), else a seeded sample times the policies."""
-        if self.source_label == "measured":
-            texts = sorted(self._source._values)
-            return self._scored(np.stack([self.space.parse(t) for t in texts]))
-        if hasattr(measurer, "base_designs") and hasattr(self.space, "base"):
-            base = measurer.base_designs(self.space)
-            precs = [p for p in self.precisions if p in measurer.precisions]
-            widths = [w for w in self.widths if w == 1.0]
-            return self._scored(self._policies(base, precs, widths))
-        if self._sample is None:
-            sp = self.space
-            if sp.name == "apq":
-                cand = np.unique(sp.sample(APQ_SAMPLE, self.config.seed), axis=0)
-            else:
-                base = sp.base  # type: ignore[attr-defined]
-                archs = np.unique(base.sample(BASE_SAMPLE, self.config.seed), axis=0)
-                cand = self._policies(archs, self.precisions, self.widths)
-            self._sample = self._scored(cand)
-        return self._sample
-
-    def _policies(
-        self, archs: np.ndarray, precs: Sequence[str], widths: Sequence[float]
-    ) -> np.ndarray:
-        sp = self.space
-        nb = sp.n_blocks  # type: ignore[attr-defined]
-        parts = [np.zeros((0, sp.n_decisions), dtype=np.int64)]
-        for p in precs:
-            for w in widths:
-                prec = np.full((len(archs), nb), sp.precisions.index(p), dtype=np.int64)  # type: ignore[attr-defined]
-                width = np.full((len(archs), nb), sp.widths.index(w), dtype=np.int64)  # type: ignore[attr-defined]
-                parts.append(sp.join(archs, prec, width))  # type: ignore[attr-defined]
-        return sp.canonicalize(np.concatenate(parts))  # type: ignore[attr-defined]
-
-    def _scored(self, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        acc, cand = self._accuracy(cand)
-        keep = np.isfinite(acc)
-        cand, acc = cand[keep], acc[keep]
-        labels = np.full(len(cand), self.source_label, dtype=object)
-        if self.source_label == "modelled" and self.base_label == "table":
-            labels[self._uncompressed(cand)] = "table"
-        return cand, acc, labels.astype(str)
-
-    def _uncompressed(self, archs: np.ndarray) -> np.ndarray:
-        if not hasattr(self.space, "precisions"):
-            return np.zeros(len(archs), dtype=bool)
-        _, prec, width = self.space.split(archs)  # type: ignore[attr-defined]
-        fp32 = self.space.precisions.index("fp32") if "fp32" in self.space.precisions else -1  # type: ignore[attr-defined]
-        one = self.space.widths.index(1.0) if 1.0 in self.space.widths else -1  # type: ignore[attr-defined]
-        return (prec == fp32).all(axis=1) & (width == one).all(axis=1)
-
-    # ---- accuracy ---------------------------------------------------------------------------
-    def _check_source(self) -> str:
-        """Build the accuracy source and score one design: a source that returns nothing is
-        one clear :class:`InputError` before anything is planned."""
-        from fleetnas.predict.compressed_accuracy import ModelledAccuracy
-
-        self.base_label = "modelled"
-        base = None
-        if hasattr(self.space, "base"):
-            from fleetnas.fleet.ground_truth import _accuracy_reference
-
-            metric = self.config.accuracy if self.config.accuracy != "accuracy" else None
-            base = _accuracy_reference(self.space.base, metric, self.store)  # type: ignore[attr-defined]
-            if base is None:
-                raise InputError(
-                    f"no accuracy of {self.space.base.name!r} designs to build on (import "  # type: ignore[attr-defined]
-                    "it first: fleetnas data import help-nasbench201 nats)"
-                )
-            self.base_label = "table" if self.space.base.name == "nb201" else "predictor"  # type: ignore[attr-defined]
-        self._modelled = ModelledAccuracy(self.space, base=base)
-        src = self.source
-        if src in (None, "", "modelled"):
-            self._source: Any = self._modelled
-            return "modelled"
-        if src == "measured":
-            from fleetnas.predict.compressed_accuracy import MeasuredAccuracy
-
-            self._source = MeasuredAccuracy.from_store(self.store, self.space)
-            if not len(self._source):
-                raise InputError(
-                    f"accuracy source 'measured' returned nothing: the store holds no accuracy "
-                    f"on {self.space.name!r} designs (import them through the exchange format)"
-                )
-            return "measured"
-        from fleetnas.predict.compressed_accuracy import EvaluatorAccuracy
-
-        target = src.removeprefix("evaluator:")
-        self._source = EvaluatorAccuracy(self.space, target)
-        probe = self.space.canonicalize(self.space.sample(1, self.config.seed))  # type: ignore[attr-defined]
-        self._source.predict(probe)  # nothing returned / not a number: one InputError line
-        return str(getattr(self._source, "accuracy_source", f"evaluator:{target}"))
-
-    def _accuracy(self, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.source_label == "modelled":
-            return np.asarray(self._modelled.predict(cand), dtype=float), cand
-        if self.source_label == "measured":
-            texts = set(self._source._values)
-            keep = np.array([self.space.format(a) in texts for a in cand], dtype=bool)
-            cand = cand[keep]
-            return np.asarray(self._source.predict(cand), dtype=float), cand
-        prior = np.asarray(self._modelled.predict(cand), dtype=float)
-        top = np.argsort(-prior, kind="stable")[: EVALUATOR_DESIGNS * 4 : 4]
-        cand = cand[np.sort(top)]
-        return np.asarray(self._source.predict(cand), dtype=float), cand
-
-    # ---- proxy ------------------------------------------------------------------------------
-    def proxy(self, cand: np.ndarray, family: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(latency, energy)`` of ``cand`` on the family's proxy (any monotone scale)."""
-        if self.space.name == "apq":
-            bitops = _apq_bitops(self.space, cand)
-            return bitops, bitops
-        from fleetnas.sim.generator import FAMILY_PRIORS, sample_model
-        from fleetnas.sim.precision import simulate_compressed
-
-        fam = family if family in FAMILY_PRIORS else "desktop_cpu"
-        model = sample_model(fam, seed, batch_size=1, precision="fp32")
-        model = model.with_(family=family) if family != fam else model
-        lat, en = simulate_compressed(model, self.space, cand)
-        return lat, en  # type: ignore[return-value]
-
-    def precision_of(self, cand: np.ndarray) -> np.ndarray:
-        """Per candidate its one precision (``""``: mixed); APQ designs are one group."""
-        if not hasattr(self.space, "precisions"):
-            return np.full(len(cand), "bits", dtype=object).astype(str)
-        from fleetnas.measure.precision_table import _uniform
-
-        return _uniform(self.space, cand)[0]
-
-
-def _apq_bitops(space: Any, archs: np.ndarray) -> np.ndarray:
-    """``sum_l MACs_l * w_l * a_l`` of APQ designs (BitFusion's cost grows with bit products)."""
-    from fleetnas.predict.compressed_accuracy import _apq_macs
-    from fleetnas.spaces.apq import BITS, DW_A, DW_W, PW_A, PW_W
-
-    a = space.canonicalize(archs)
-    parts = _apq_macs(space, a)
-    bits = np.asarray(BITS, dtype=float)
-    pw = parts["pw"] * bits[a[:, PW_W]] * bits[a[:, PW_A]]
-    dw = parts["dw"] * bits[a[:, DW_W]] * bits[a[:, DW_A]]
-    return pw.sum(axis=1) + dw.sum(axis=1) + 64.0 * parts["fixed"]
-
-
 class CompressionPlanner(Planner):
     """The planner of compressed plans (module docstring); built like
     :class:`~fleetnas.fleet.planner.FleetPlanner` in the driver, shipped to workers whole."""
 
-    def __init__(self, config: PlanConfig, store: Any = None, reuse: bool = True) -> None:
+    def __init__(
+        self,
+        config: PlanConfig,
+        store: Any = None,
+        reuse: bool = True,
+        devices: Sequence[Any] = (),
+        estimate: str = "per-design",
+    ) -> None:
         super().__init__(config)
+        if estimate not in ESTIMATES:
+            raise InputError(f"estimate must be one of {', '.join(ESTIMATES)}, got {estimate!r}")
         self.reuse = reuse
+        self.estimate = estimate
+        #: the fleet's table devices, proxies of one another (none when built without devices:
+        #: :meth:`prepare` takes them from the tasks)
+        self.sources = table_sources(devices)
         self.store_url = None if store is None else getattr(store, "url", None)
         self._store = store
         self._spaces: dict[str, SpacePlan] = {}
@@ -313,7 +141,11 @@ class CompressionPlanner(Planner):
             self._store = open_store(self.store_url)
 
     def prepare(self, tasks: Sequence[Task]) -> None:
-        """Check what every entry shares: the policy options and each space's accuracy."""
+        """Check what every entry shares: the policy options and each space's accuracy; the
+        fleet's table devices from the tasks when the planner was built without devices."""
+        if not self.sources:
+            devs = {t.device.name: t.device for t in tasks}
+            self.sources = table_sources(list(devs.values()))
         for name in sorted({device_space(t.device, self.config) for t in tasks}):
             self.space_plan(name)
 
@@ -376,51 +208,90 @@ class CompressionPlanner(Planner):
             return
         p_lat, p_en = sp.proxy(cand, dev.family, tasks[0].seed(self.config.seed))
         groups = sp.precision_of(cand)
-        probe0 = (session.cost.measurements, session.cost.device_seconds)
-        scale_l, scale_e, probe_trace = self._calibrate(session, cand, groups, p_lat, p_en)
-        entries[0]["measurements_probe"] = session.cost.measurements - probe0[0]
-        cal_l = p_lat * np.array([scale_l.get(g, np.nan) for g in groups])
-        cal_e = p_en * np.array([scale_e.get(g, np.nan) for g in groups])
-        live = np.isfinite(cal_l)
         cap = self.config.max_measurements or DEFAULT_CAP
-        for e in entries[1:]:
-            e["measurements_probe"] = 0
-        for task, e in zip(tasks, entries, strict=True):
+        k = probes_per_group(cap, len(set(groups)))
+        before = session.cost.measurements
+        cal_l, cal_e, matches, probe_trace, options = self._estimate(
+            session, sp, dev, cand, groups, p_lat, p_en, k
+        )
+        probes = session.cost.measurements - before
+        live = np.isfinite(cal_l)
+        for i, (task, e) in enumerate(zip(tasks, entries, strict=True)):
+            if i and self.estimate == "per-design":  # everything measured so far, uncharged
+                rematch(session, cand, options, cal_l, matches)
+            scale_l = {g: m.scale for g, m in matches.items()}
+            e["measurements_probe"] = probes if i == 0 else 0
+            room = cap - e["measurements_probe"]  # the cap counts this entry's probes
             self._plan_budget(task, e, sp, session, cand[live], acc[live], labels[live],
-                              cal_l[live], cal_e[live] if with_energy else None, cap,
-                              probe_trace, scale_l)  # fmt: skip
+                              groups[live], cal_l[live], cal_e[live] if with_energy else None,
+                              room, probe_trace, scale_l, matches)  # fmt: skip
 
-    def _calibrate(
+    def _estimate(
         self,
         session: Any,
+        sp: SpacePlan,
+        dev: Any,
         cand: np.ndarray,
         groups: np.ndarray,
         p_lat: np.ndarray,
         p_en: np.ndarray,
-    ) -> tuple[dict[str, float], dict[str, float], list[dict[str, Any]]]:
-        """Per precision group: measure probes at the 30th/70th percentile of the proxy's
-        latency and take the geometric mean of measured / proxy (latency and energy)."""
-        scale_l: dict[str, float] = {}
-        scale_e: dict[str, float] = {}
+        k: int,
+    ) -> tuple[
+        np.ndarray,
+        np.ndarray,
+        dict[str, GroupMatch],
+        list[dict[str, Any]],
+        dict[str, tuple[np.ndarray, dict[str, np.ndarray]]],
+    ]:
+        """Per precision group: measure ``k`` probes at the 30th..70th percentile of the
+        simulator's latency, choose the group's proxy (``one-factor``: the simulator; else the
+        best-matching of the simulator and the other devices' tables at that precision,
+        :mod:`fleetnas.fleet.compression_proxy`) and scale it by the geometric mean of
+        measured / proxy. Returns calibrated latency and energy per candidate (NaN: a group
+        whose probes all failed), the matches, the probe trace and per group its candidates
+        and proxy options (for :func:`rematch`)."""
+        cal_l = np.full(len(cand), np.nan)
+        cal_e = np.full(len(cand), np.nan)
+        matches: dict[str, GroupMatch] = {}
         trace: list[dict[str, Any]] = []
+        kept: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+        sim = "bitops" if sp.space.name == "apq" else f"sim:{dev.family}"
+        sources = (
+            proxies_for(dev, self.sources)
+            if self.estimate == "per-design" and hasattr(sp.space, "base")
+            else []
+        )
+        base = sp.space.split(cand)[0] if sources else None  # type: ignore[attr-defined]
         for g in sorted(set(groups)):
             idx = np.flatnonzero(groups == g)
-            order = idx[np.argsort(p_lat[idx], kind="stable")]
-            qs = np.linspace(0.3, 0.7, PROBES_PER_PRECISION)
-            picks = order[np.unique((qs * (len(order) - 1)).round().astype(int))]
-            vals = session.measure(cand[picks])
-            good = np.isfinite(vals[:, 0])
-            for k, v in zip(picks, vals, strict=True):
+            order = np.argsort(p_lat[idx], kind="stable")
+            qs = np.linspace(0.3, 0.7, k) if k > 1 else np.array([0.5])[:k]
+            pos = order[np.unique((qs * (len(order) - 1)).round().astype(int))]
+            picks = idx[pos]
+            vals = session.measure(cand[picks]) if len(picks) else np.zeros((0, 1))
+            for j, v in zip(picks, vals, strict=True):
                 trace.append({
-                    "phase": "probe", "precision": g, "arch": session.space.format(cand[k]),
-                    "latency": float(v[0]), "predicted": float(p_lat[k]),
+                    "phase": "probe", "precision": g, "arch": session.space.format(cand[j]),
+                    "latency": float(v[0]), "predicted": float(p_lat[j]),
                 })  # fmt: skip
-            if not good.any():
+            options = {sim: p_lat[idx]}
+            if base is not None and g:
+                options |= table_options(self._store, sp.space, base[idx], g, sources)
+            if not len(picks):  # no room for probes: the simulator as it is
+                m: GroupMatch | None = GroupMatch(g, sim, 1.0, float("nan"), 0)
+            else:
+                m = match(g, vals[:, 0], {n: v[pos] for n, v in options.items()})
+            if m is None:
                 continue
-            scale_l[g] = float(np.exp(np.mean(np.log(vals[good, 0] / p_lat[picks][good]))))
-            if vals.shape[1] > 1:
-                scale_e[g] = float(np.exp(np.mean(np.log(vals[good, 1] / p_en[picks][good]))))
-        return scale_l, scale_e, trace
+            matches[g] = m
+            kept[g] = (idx, options)
+            cal_l[idx] = m.scale * options[m.proxy]
+            good = np.isfinite(vals[:, 0]) if len(picks) else np.zeros(0, dtype=bool)
+            scale_e = 1.0
+            if vals.shape[1] > 1 and good.any():
+                scale_e = float(np.exp(np.mean(np.log(vals[good, 1] / p_en[picks][good]))))
+            cal_e[idx] = scale_e * p_en[idx]
+        return cal_l, cal_e, matches, trace, kept
 
     def _plan_budget(
         self,
@@ -431,14 +302,19 @@ class CompressionPlanner(Planner):
         cand: np.ndarray,
         acc: np.ndarray,
         labels: np.ndarray,
+        groups: np.ndarray,
         cal_l: np.ndarray,
         cal_e: np.ndarray | None,
-        cap: int,
+        room: int,
         probe_trace: list[dict[str, Any]],
         scale_l: dict[str, float],
+        matches: dict[str, GroupMatch],
     ) -> None:
-        from fleetnas.proxy.verify import cost_mark, spent_since, verify_candidates
-        from fleetnas.search.pareto import pareto_front
+        """Verify the calibrated front: per precision group (``per-design``: the best
+        candidate of each policy is measured, the most accurate verified one wins; a group
+        that cannot beat it is skipped) or once over the joint front (``one-factor``), every
+        verification within what is left of ``room``."""
+        from fleetnas.proxy.verify import verify_candidates
 
         b = task.budget
         if b.relative:
@@ -448,27 +324,38 @@ class CompressionPlanner(Planner):
         en_b = b.energy.value if b.energy is not None else None
         if not np.isfinite(lat_b):
             lat_b = float(np.nanmax(cal_l)) * 1e6
-        front = pareto_front(acc, cal_l)
-        if cal_e is not None:
-            front = np.unique(np.concatenate([front, pareto_front(acc, cal_e)]))
-        front = front[np.argsort(cal_l[front], kind="stable")]
-        under = np.flatnonzero(cal_l[front] <= lat_b)
-        start = int(under[-1]) if len(under) else 0
-        mark = cost_mark(session)
+        parts = self._parts(groups, acc, cal_l, lat_b)
         before = session.cost.measurements
-        sel = verify_candidates(
-            sp.space, cand[front], session, lat_b, en_b, accuracy=acc[front],
-            proxy_latency=cal_l[front], proxy_energy=None if cal_e is None else cal_e[front],
-            max_measurements=cap, start=start,
-        )  # fmt: skip
-        spent = spent_since(session, mark)
+        seconds = session.cost.device_seconds
+        best: tuple[Any, int] | None = None
+        trace = list(probe_trace)
+        for j, part in enumerate(parts):
+            left = room - (session.cost.measurements - before)
+            floor = best[0].accuracy if best is not None and best[0].ok else -np.inf
+            sub = part[acc[part] > floor]
+            if not len(sub) or (left <= 0 and best is not None):
+                continue
+            share = max(left // (len(parts) - j), 0)
+            front = _front(acc, cal_l, cal_e, sub)
+            under = np.flatnonzero(cal_l[front] <= lat_b)
+            sel = verify_candidates(
+                sp.space, cand[front], session, lat_b, en_b, accuracy=acc[front],
+                proxy_latency=cal_l[front], proxy_energy=None if cal_e is None else cal_e[front],
+                max_measurements=share, start=int(under[-1]) if len(under) else 0,
+            )  # fmt: skip
+            trace += [s.to_dict() for s in sel.trace]
+            if sel.arch is None:
+                continue
+            i = int(front[sel.index]) if sel.index >= 0 else int(np.argmax(acc))
+            if best is None or (sel.ok and (not best[0].ok or sel.accuracy > best[0].accuracy)):
+                best = (sel, i)
         e["measurements"] = session.cost.measurements - before + e.get("measurements_probe", 0)
-        e["device_seconds"] = float(spent.get("device_seconds", 0.0))
-        e["trace"] = [*probe_trace, *(s.to_dict() for s in sel.trace)]
-        if sel.arch is None:
+        e["device_seconds"] = float(session.cost.device_seconds - seconds)
+        e["trace"] = trace
+        if best is None:
             fail(e, "no candidate could be measured on this device")
             return
-        i = int(front[sel.index]) if sel.index >= 0 else int(np.argmax(acc))
+        sel, i = best
         e["design"] = sp.space.format(sel.arch)
         e["status"] = sel.status
         e["confidence"] = 1.0 if sel.ok else 0.0
@@ -479,9 +366,69 @@ class CompressionPlanner(Planner):
         }
         e["measured"] = {"latency_ms": float(sel.latency), "energy_mj": sel.energy}
         e["accuracy_source"] = str(labels[i])
-        e["proxy"] = f"sim:{task.device.family}" if sp.space.name != "apq" else "bitops"
+        e["proxy"] = ",".join(f"{g or 'mixed'}={m.proxy}" for g, m in sorted(matches.items()))
         e["compression"] = policy_summary(sp.space, sel.arch, scale_l)
+        e["compression"]["estimate"] = self.estimate
+        e["compression"]["proxies"] = {g: m.to_dict() for g, m in sorted(matches.items())}
         e["reason"] = None if sel.ok else "no measured design meets the budget"
+
+    def _parts(
+        self, groups: np.ndarray, acc: np.ndarray, cal_l: np.ndarray, lat_b: float
+    ) -> list[np.ndarray]:
+        """The candidate sets verified one after the other: the joint front (``one-factor``),
+        else one per precision group, the group whose best predicted-feasible design is the
+        most accurate first."""
+        if self.estimate == "one-factor":
+            return [np.arange(len(acc))]
+        parts = [np.flatnonzero(groups == g) for g in sorted(set(groups))]
+
+        def merit(p: np.ndarray) -> tuple[float, float]:
+            ok = cal_l[p] <= lat_b
+            return (float(acc[p][ok].max()) if ok.any() else -np.inf, float(acc[p].max()))
+
+        return sorted(parts, key=merit, reverse=True)
+
+
+def rematch(
+    session: Any,
+    cand: np.ndarray,
+    options: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]],
+    cal_l: np.ndarray,
+    matches: dict[str, GroupMatch],
+) -> None:
+    """Match every precision group's proxy again on all of the group's designs the session
+    has measured (probes and earlier budgets' verification; reading them costs nothing), and
+    recalibrate ``cal_l`` in place."""
+    for g, (idx, opts) in options.items():
+        known, vals = session.lookup(cand[idx])
+        if known.sum() < 2:
+            continue
+        m = match(g, vals[known, 0], {n: v[known] for n, v in opts.items()})
+        if m is not None:
+            matches[g] = m
+            cal_l[idx] = m.scale * opts[m.proxy]
+
+
+def probes_per_group(cap: int, n_groups: int) -> int:
+    """Probes per precision group: :data:`PROBES_PER_PRECISION` where they take at most half
+    of the cap, one where one per group does, else none (then the proxy is used unscaled and
+    every measurement goes to verification)."""
+    if cap >= 2 * n_groups * PROBES_PER_PRECISION:
+        return PROBES_PER_PRECISION
+    return 1 if cap >= 2 * n_groups else 0
+
+
+def _front(
+    acc: np.ndarray, cal_l: np.ndarray, cal_e: np.ndarray | None, sub: np.ndarray
+) -> np.ndarray:
+    """Indices (into the candidates) of ``sub``'s accuracy/latency (and energy) front, by
+    calibrated latency ascending."""
+    from fleetnas.search.pareto import pareto_front
+
+    front = sub[pareto_front(acc[sub], cal_l[sub])]
+    if cal_e is not None:
+        front = np.unique(np.concatenate([front, sub[pareto_front(acc[sub], cal_e[sub])]]))
+    return front[np.argsort(cal_l[front], kind="stable")]
 
 
 def policy_summary(space: Any, arch: np.ndarray, scale: dict[str, float]) -> dict[str, Any]:

@@ -372,7 +372,7 @@ def make_planner(
     from fleetnas.fleet.compression import CompressionPlanner, is_compression_plan
 
     if is_compression_plan(config, devices):
-        return CompressionPlanner(config, store, reuse=reuse)
+        return CompressionPlanner(config, store, reuse=reuse, devices=devices)
     return FleetPlanner(config, store, reuse=reuse)
 
 

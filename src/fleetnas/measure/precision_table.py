@@ -63,6 +63,23 @@ class PrecisionTableMeasurer(Measurer):
             return np.zeros((0, base.n_decisions), dtype=np.int64)
         return np.stack([np.frombuffer(r, dtype=np.int64) for r in rows])
 
+    def stored(
+        self, space: SearchSpace, precision: str, archs: np.ndarray, metric: str = "latency"
+    ) -> np.ndarray:
+        """``n`` stored values of ``archs`` (base designs of ``space``'s base) in this device's
+        ``precision`` table, NaN where it has none. Uncharged: this reads what was measured
+        before, e.g. to use this device as a proxy of another one."""
+        out = np.full(len(archs), np.nan)
+        replay = self._replays.get(precision)
+        if replay is None:
+            return out
+        values = replay._table(space.base, metric).values  # type: ignore[attr-defined]
+        for i, a in enumerate(np.asarray(archs, dtype=np.int64)):
+            v = values.get(a.tobytes())
+            if v is not None:
+                out[i] = v
+        return out
+
     def admissible(self, space: SearchSpace, archs: np.ndarray) -> np.ndarray:
         """``n`` bool: designs with one tabled precision in every block and width 1."""
         prec, width = _uniform(space, archs)
