@@ -294,7 +294,7 @@ def main() -> None:
             devices = [fd.device for fd in fleet]
             cfg = PlanConfig(space="nb201+q", truth=False, max_measurements=cap)
             planner = CompressionPlanner(
-                cfg, store, reuse=False, devices=devices, estimate=est
+                cfg, store, reuse=False, devices=devices, estimate=est, held_out_family=True
             )  # reuse=False: each estimate measures as on a clean store
             t0 = time.perf_counter()
             key = est if cap is None else f"{est}-cap{cap}"
@@ -304,7 +304,7 @@ def main() -> None:
             runs[key] = summarize([row_of(tables, e) for e in run.entries], plan_s)
             runs[key]["cap"] = cap or DEFAULT_CAP
             held = {
-                fd.device.name: [s.device for s in proxies_for(fd.device, planner.sources)]
+                fd.device.name: [s.device for s in proxies_for(fd.device, planner.sources, True)]
                 for fd in fleet
                 if fd.device.name in PAIRS
             }

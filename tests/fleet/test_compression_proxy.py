@@ -100,14 +100,17 @@ def test_probes_leave_room_for_verification():
     assert probes_per_group(1, 1) == 0
 
 
-def test_a_stack_is_never_its_own_proxy_nor_one_of_its_runtime_family():
+def test_a_stack_is_never_its_own_proxy_and_held_out_leaves_its_runtime_family_out():
     ort1 = _ptable("ort-t1", "onnxruntime", "ort1")
     ort2 = _ptable("ort-t2", "onnxruntime", "ort2")
     ov = _ptable("ov", "openvino", "ov")
     shares = Device("copy", "local_runtime", measurer="ptable:fp32=ov-fp32")
     helpdev = Device("pixel2", "mobile_cpu", measurer="table:pixel2")
     sources = table_sources([ort1, ort2, ov, shares, helpdev])
-    assert [s.device for s in proxies_for(ort1, sources)] == ["ov", "copy", "pixel2"]
+    held = {d.name: [s.device for s in proxies_for(d, sources, True)] for d in (ort1, ov)}
+    assert held == {"ort-t1": ["ov", "copy", "pixel2"], "ov": ["ort-t1", "ort-t2", "pixel2"]}
+    # a user's plan keeps the same runtime's other stacks (often the best proxies)
+    assert [s.device for s in proxies_for(ort1, sources)] == ["ort-t2", "ov", "copy", "pixel2"]
     assert [s.device for s in proxies_for(ov, sources)] == ["ort-t1", "ort-t2", "pixel2"]
     assert runtime_of(shares) == "device:copy"
 

@@ -110,12 +110,15 @@ class CompressionPlanner(Planner):
         reuse: bool = True,
         devices: Sequence[Any] = (),
         estimate: str = "per-design",
+        held_out_family: bool = False,
     ) -> None:
         super().__init__(config)
         if estimate not in ESTIMATES:
             raise InputError(f"estimate must be one of {', '.join(ESTIMATES)}, got {estimate!r}")
         self.reuse = reuse
         self.estimate = estimate
+        #: proxies never of the target's runtime family (the held-out benchmarks' protocol)
+        self.held_out_family = held_out_family
         #: the fleet's table devices, proxies of one another (none when built without devices:
         #: :meth:`prepare` takes them from the tasks)
         self.sources = table_sources(devices)
@@ -257,7 +260,7 @@ class CompressionPlanner(Planner):
         kept: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
         sim = "bitops" if sp.space.name == "apq" else f"sim:{dev.family}"
         sources = (
-            proxies_for(dev, self.sources)
+            proxies_for(dev, self.sources, self.held_out_family)
             if self.estimate == "per-design" and hasattr(sp.space, "base")
             else []
         )

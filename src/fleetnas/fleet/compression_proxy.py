@@ -11,13 +11,16 @@ order fits best:
 - every *other* device's measured table at that precision: a ``ptable`` stack of the fleet
   (fp32 and int8) or a HELP ``table`` device (fp32), when it holds every candidate of the group.
 
-Held out: a proxy never shares the target's runtime family (:func:`runtime_of`: the device's
-``runtime``/``stack`` feature, else its measurer kind; a ``ptable``/``table`` device without one
-is a family of its own) nor any table of the target, so a stack is never its own proxy and its
-twins at another thread count are not either. Matching (Approach 1's proxy matching, per
-precision group of the joint architecture x policy space): per proxy the scale is the geometric
-mean of measured / proxy over the group's probes and the fit is the root mean square of the log
-residual; the smallest residual wins, the simulator on a tie (one probe says nothing of order).
+A proxy is never the target itself nor shares any table of it. With ``held_out_family`` (the
+held-out benchmarks' protocol) it never shares the target's runtime family either
+(:func:`runtime_of`: the device's ``runtime``/``stack`` feature, else its measurer kind; a
+``ptable``/``table`` device without one is a family of its own), so a stack's twins at another
+thread count are left out too; a user's plan keeps them, as they are often the best proxies.
+
+Matching (Approach 1's proxy matching, per precision group of the joint architecture x policy
+space): per proxy the scale is the geometric mean of measured / proxy over the group's probes
+and the fit is the root mean square of the log residual; the smallest residual wins, the
+simulator on a tie (one probe says nothing of order).
 """
 
 from __future__ import annotations
@@ -93,12 +96,14 @@ def table_sources(devices: Sequence[Any]) -> list[TableSource]:
     return out
 
 
-def proxies_for(target: Any, sources: Sequence[TableSource]) -> list[TableSource]:
-    """The sources allowed as proxies of ``target``: not itself, not its runtime family, no
-    table in common with it."""
+def proxies_for(
+    target: Any, sources: Sequence[TableSource], held_out_family: bool = False
+) -> list[TableSource]:
+    """The sources allowed as proxies of ``target``: not itself, no table in common with it,
+    and with ``held_out_family`` not of its runtime family."""
     own = {s.device: s for s in table_sources([target])}
     mine = set(own[target.name].precisions.values()) if target.name in own else set()
-    run = runtime_of(target)
+    run = runtime_of(target) if held_out_family else None
     return [
         s
         for s in sources
