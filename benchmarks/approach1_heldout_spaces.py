@@ -393,8 +393,15 @@ def flops_shortfall(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"mean": float(np.mean(v)) if v else None, "max": float(np.max(v)) if v else None}
 
 
-def run_space(key: str, quick: bool, only: list[str] | None, caps: tuple[int, ...]) -> dict:
-    """One space: every split's methods through :func:`approach1_heldout.bench`."""
+def run_space(
+    key: str,
+    quick: bool,
+    only: list[str] | None,
+    caps: tuple[int, ...],
+    splits: list[str] | None = None,
+) -> dict:
+    """One space: every split's (or ``splits``') methods through
+    :func:`approach1_heldout.bench`."""
     b = TableBench(key)
     meths = space_methods(quick)
     kept: dict[str, list[dict[str, Any]]] = {}
@@ -402,7 +409,7 @@ def run_space(key: str, quick: bool, only: list[str] | None, caps: tuple[int, ..
         meths = {
             k: (_with_shortfall(fn, kept.setdefault(k, [])), a) for k, (fn, a) in meths.items()
         }
-    res = bench(b, list(SPACE_SPLITS[key]), quick, only, caps, table_targets, meths)
+    res = bench(b, splits or list(SPACE_SPLITS[key]), quick, only, caps, table_targets, meths)
     res["objective"] = b.objective
     res["objective_range"] = [float(b.acc.min()), float(b.acc.max())]
     res["candidates"] = len(b.archs)
@@ -441,6 +448,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="Fewer targets, caps 5/10 only.")
     ap.add_argument("--out", default=str(RESULTS / "approach1_heldout_spaces"))
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument(
+        "--splits", nargs="*", default=None,
+        help="Run only these splits (e.g. stacks) and merge them into the existing results.",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     out = Path(args.out)
     if args.report_only:
@@ -458,10 +469,23 @@ def main(argv: list[str] | None = None) -> int:
         "caps": list(caps),
         "spaces": {},
     }
+    previous = out.with_suffix(".json")
+    old = json.loads(previous.read_text()) if args.splits and previous.exists() else None
     for key in args.spaces:
+        splits = [x for x in SPACE_SPLITS[key] if args.splits is None or x in args.splits]
+        if old is not None and not splits:
+            res["spaces"][key] = old["spaces"][key]
+            continue
         t1 = time.perf_counter()
-        res["spaces"][key] = run_space(key, args.quick, args.methods, caps)
+        res["spaces"][key] = run_space(key, args.quick, args.methods, caps, splits)
         res["spaces"][key]["seconds"] = time.perf_counter() - t1
+        if old is not None and key in old["spaces"]:  # the splits not re-run stay as they were
+            kept = old["spaces"][key]["splits"]
+            res["spaces"][key]["splits"] = {
+                x: res["spaces"][key]["splits"].get(x, kept.get(x))
+                for x in SPACE_SPLITS[key]
+                if x in res["spaces"][key]["splits"] or x in kept
+            }
     res["environment"]["load_after"] = load_average()
     res["total_seconds"] = time.perf_counter() - t0
     write_results(out, res, markdown(res), default=_json_default)
