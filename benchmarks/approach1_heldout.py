@@ -44,10 +44,9 @@ from typing import Any
 
 import numpy as np
 
-from _common import environment, load_average, write_results
+from _common import STACKS, environment, load_average, stack_medians, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
-STACKS = RESULTS / "stacks"
 QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
 CAPS = (5, 10, 20, 40)
 HWNAS = ("eyeriss", "fpga", "pixel3", "raspi4")
@@ -194,25 +193,13 @@ def targets(b: Bench, split: str, quick: bool) -> list[Target]:
 
 def stack_targets(b: Bench, folder: Path = STACKS) -> list[Target]:
     """Split ``d``: every NAS-Bench-201 latency column of the exchange files under ``folder``."""
-    from fleetnas.data.exchange import read_table
     from fleetnas.proxy import design_codes
 
     out: list[Target] = []
-    if not folder.is_dir():
-        return out
-    for path in sorted(folder.glob("*.csv")):
-        frame = read_table(path, space="nb201")
-        frame = frame[(frame["space"] == "nb201") & (frame["metric"] == "latency")]
-        if "statistic" in frame:  # the stacks tables also hold each session's value
-            stats = set(frame["statistic"])
-            frame = frame[frame["statistic"] == ("median" if "median" in stats else "mean")]
-        for dev, rows in frame.groupby("device"):
-            if len(rows) < 50:
-                continue
-            archs = b.space.parse_many(list(rows["architecture"]))
-            lat = np.full(b.space.size, np.nan)
-            lat[design_codes(b.space, archs)] = rows["value"].to_numpy(float)
-            out.append(Target(b, "d", str(dev), lat, list(b.devices), partial=True))
+    for dev, rows in stack_medians("nb201", folder, min_designs=50).items():
+        lat = np.full(b.space.size, np.nan)
+        lat[design_codes(b.space, b.space.parse_many(list(rows.index)))] = rows.to_numpy()
+        out.append(Target(b, "d", dev, lat, list(b.devices), partial=True))
     return out
 
 
