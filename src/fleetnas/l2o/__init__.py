@@ -32,6 +32,7 @@ from fleetnas.l2o.method1 import (
     evolution_labels,
     exhaustive_labels,
     label_metrics,
+    pooled_labels,
     train_method1,
 )
 from fleetnas.l2o.method2 import RELAXATIONS, Method2Config, train_method2
@@ -73,6 +74,7 @@ __all__ = [
     "label_metrics",
     "lambda_grid",
     "load_optimizer",
+    "pooled_labels",
     "refine",
     "save_optimizer",
     "spec_features",
