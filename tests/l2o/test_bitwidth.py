@@ -125,3 +125,44 @@ def test_tiny_network_trades_accuracy_for_latency_on_unseen_devices(space, tiny)
     assert (np.diag(true_res) <= budget).all()
     both = for_budget(opt, unseen.devices, budget, 1.5 * np.diag(true_en), margin=1.0)
     assert both.energy is not None and space.feasible(both.archs).all()
+
+
+def test_hybrid_with_energy_budget_on_bitfusion_never_returns_a_violation(
+    space, tiny, data_dir, monkeypatch
+):
+    from fleetnas.l2o import DeviceSet, for_budget_verified
+    from fleetnas.measure.bitfusion import BitFusionMeasurer
+    from fleetnas.predict import BitFusionCost
+    from fleetnas.predict.bitfusion import bitfusion_device
+
+    monkeypatch.setenv("FLEETNAS_DATA_DIR", str(data_dir))
+    opt, _, _, _ = tiny
+    probes = probe_designs(space)
+    meter = BitFusionMeasurer(bitfusion_device())
+    got = meter.measure(space, probes, ("latency", "energy"))
+    dev = DeviceSet(
+        ["bitfusion"], probes=got.values["latency"][None], energy_probes=got.values["energy"][None]
+    )
+    res = for_budget_verified(
+        opt, dev, 11.0, [BitFusionMeasurer(bitfusion_device())], energy_mj=25.0, margin=1.0
+    )
+    assert res.measurements[0] <= 3
+    lat = BitFusionCost.from_data(data_dir, "latency").predict(res.archs)[0]
+    en = BitFusionCost.from_data(data_dir, "energy").predict(res.archs)[0]
+    if res.feasible[0]:
+        assert lat <= 11.0 and en <= 25.0
+        assert res.measured[0] == pytest.approx(lat)
+        assert res.info["measured_energy"][0] == pytest.approx(en)
+    with pytest.raises(InputError, match="energy budget"):
+        for_budget_verified(
+            opt.__class__(
+                opt.net,
+                PredictedObjective(
+                    space, opt.objective.accuracy, opt.objective.latency, n_reference=64
+                ),
+            ),
+            DeviceSet(["b"], probes=dev.probes),
+            11.0,
+            [meter],
+            energy_mj=25.0,
+        )
