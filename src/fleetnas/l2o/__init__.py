@@ -8,10 +8,12 @@ eq. (8) built from device-aware performance networks:
   :class:`FeatureSpec` (probe embedding and/or spec features);
 - :class:`OptimizerNet` (an ensemble of MLPs), :class:`Decoder` and :func:`refine` (argmax to a
   valid design, then a bounded local refinement);
-- :func:`train_method1` with :func:`exhaustive_labels` / :func:`evolution_labels` (eq. 9) and
+- :func:`train_method1` with :func:`exhaustive_labels` / :func:`evolution_labels` /
+  :func:`pooled_labels` (eq. 9; the last for large spaces such as ``apq``) and
   :func:`train_method2` (eq. 10; softmax, Gumbel, straight-through or score-function);
 - :mod:`fleetnas.l2o.synthetic` (synthetic devices), :func:`explore` and :func:`algorithm2`
-  (Algorithm 2);
+  (Algorithm 2); :mod:`fleetnas.l2o.bitwidth` (APQ's space: probe designs, synthetic
+  bit-flexible accelerators, Stage 1);
 - :func:`generate` (batched queries), :func:`for_budget` (λ by bisection, no measurement) and
   :func:`for_budget_verified` (hybrid: Approach 1's verified bisection, <= 3 measurements);
 - :func:`save_optimizer` / :func:`load_optimizer` (store artifact), :func:`train_optimizer`
@@ -32,6 +34,7 @@ from fleetnas.l2o.method1 import (
     evolution_labels,
     exhaustive_labels,
     label_metrics,
+    pooled_labels,
     train_method1,
 )
 from fleetnas.l2o.method2 import RELAXATIONS, Method2Config, train_method2
@@ -73,6 +76,7 @@ __all__ = [
     "label_metrics",
     "lambda_grid",
     "load_optimizer",
+    "pooled_labels",
     "refine",
     "save_optimizer",
     "spec_features",

@@ -147,7 +147,7 @@ class _Pricer:
     def __call__(self, archs: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
         a = self.obj.space.check(archs)
         self.count += len(a)
-        acc = np.asarray(self.obj.accuracy.predict(a), dtype=float)
+        acc = self.obj.accuracy_of(a)
         if self.q is not None:
             mean, s = self.obj.latency.log_scale(a, self.lat_feats[rows], paired=True)
             bound = mean * np.exp(self.q * s)
@@ -391,9 +391,14 @@ def for_budget_verified(
     grid_size: int = 33,
     t_max: float = 0.995,
     iters: int = 12,
+    energy_mj: Any = None,
+    energy_shares: Sequence[float] = (0.25, 0.5, 0.75),
 ) -> BudgetResult:
     """Hybrid mode: the network's proposals, verified by Approach 1's bisection with at most
     ``max_measurements`` real measurements per device (:func:`fleetnas.proxy.verify_candidates`).
+    With ``energy_mj`` each device also has an energy budget (eq. 7): proposals come from every
+    direction of ``energy_shares``, and a design is accepted only when both measured values
+    meet their budgets.
 
     ``sessions``: one :class:`fleetnas.proxy.TargetSession` or
     :class:`~fleetnas.measure.Measurer` per device. Proposals come from a grid of ``grid_size``
@@ -410,13 +415,21 @@ def for_budget_verified(
     dev = optimizer.devices(devices)
     n = len(dev)
     lat_b = _budget_array(latency_ms, n, "latency")
+    en_b = _budget_array(energy_mj, n, "energy")
+    if en_b is not None and obj.energy is None:
+        raise InputError("an energy budget needs an optimizer trained with an energy predictor")
     if len(sessions) != n:
         raise InputError(f"hybrid mode needs one measurer per device: {n} devices, {len(sessions)}")
-    sess = [MeasurerSession(s, optimizer.space) if isinstance(s, Measurer) else s for s in sessions]
+    metrics = ("latency",) if en_b is None else ("latency", "energy")
+    sess = [
+        MeasurerSession(s, optimizer.space, metrics) if isinstance(s, Measurer) else s
+        for s in sessions
+    ]
+    shares = (0.0,) if en_b is None else tuple(float(x) for x in energy_shares)
     with compute_threads(n):
         return _verified(
             optimizer, obj, dev, lat_b, sess, max_measurements, n_candidates, margin, grid_size,
-            t_max, iters,
+            t_max, iters, en_b, shares,
         )  # fmt: skip
 
 
@@ -432,28 +445,37 @@ def _verified(
     grid_size: int,
     t_max: float,
     iters: int,
+    en_b: np.ndarray | None = None,
+    shares: Sequence[float] = (0.0,),
 ) -> BudgetResult:
     from fleetnas.proxy import verify_candidates
 
     n = len(dev)
-    base = _for_budget(optimizer, dev, lat_b, None, margin, iters, t_max, (0.0,), 0, 9)
+    base = _for_budget(optimizer, dev, lat_b, en_b, margin, iters, t_max, shares, 0, 9)
     ts = np.linspace(0.0, t_max, grid_size)
     price = _Pricer(obj, dev, margin)
     rows = np.arange(n)
     props = [base.archs]
     cache: dict[str, DeviceScales] = {}
-    for t in ts:
-        lam = _lam_of(np.full(n, t), 0.0)
-        d, _ = optimizer.proposals(dev, lam)
-        props.append(d[0] if d.shape[0] == 1 else _pick(optimizer, d, dev, lam, cache))
+    for share in shares:
+        for t in ts:
+            lam = _lam_of(np.full(n, t), share)
+            d, _ = optimizer.proposals(dev, lam)
+            props.append(d[0] if d.shape[0] == 1 else _pick(optimizer, d, dev, lam, cache))
     allp = np.stack(props, axis=1)
     flat = allp.reshape(n * allp.shape[1], -1)
     rr = np.repeat(rows, allp.shape[1])
     m = price(flat, rr)
     k = allp.shape[1]
     acc, mean, bound = (m[x].reshape(n, k) for x in ("accuracy", "latency", "bound"))
+    energy = None if en_b is None else m["energy"].reshape(n, k)
+    if en_b is not None:
+        # one bound for the candidate list: the tighter of the two budgets, relative
+        ratio = np.maximum(bound / lat_b[:, None], m["energy_bound"].reshape(n, k) / en_b[:, None])
+        bound = ratio * lat_b[:, None]
     out_archs = base.archs.copy()
     measured = np.full(n, np.nan)
+    measured_e = np.full(n, np.nan)
     spent = np.zeros(n, dtype=np.int64)
     feasible = np.zeros(n, dtype=bool)
     for i in range(n):
@@ -467,8 +489,10 @@ def _verified(
             cand,
             sess[i],
             float(lat_b[i]),
+            energy_budget=None if en_b is None else float(en_b[i]),
             accuracy=acc[i, first][idx],
             proxy_latency=mean[i, first][idx],
+            proxy_energy=None if energy is None else energy[i, first][idx],
             max_measurements=max_measurements,
             start=start,
             phase="l2o-hybrid",
@@ -478,6 +502,8 @@ def _verified(
         if sel.arch is not None:
             out_archs[i] = sel.arch
             measured[i] = sel.latency
+            if sel.energy is not None:
+                measured_e[i] = sel.energy
         feasible[i] = sel.ok
     final = price(out_archs, rows)
     return BudgetResult(
@@ -488,10 +514,17 @@ def _verified(
         latency=final["latency"],
         latency_bound=final["bound"],
         feasible=feasible,
+        energy=final.get("energy"),
         evaluations=base.evaluations + price.count,
         measured=measured,
         measurements=spent,
-        info={"margin": margin, "max_measurements": max_measurements, "n_candidates": n_candidates},
+        info={
+            "margin": margin,
+            "max_measurements": max_measurements,
+            "n_candidates": n_candidates,
+            "shares": list(shares),
+            "measured_energy": measured_e,
+        },
     )
 
 

@@ -51,10 +51,19 @@ class Decoder:
         return np.concatenate([lg, pad], axis=-1)[..., self.idx]
 
     def argmax(self, logits: np.ndarray) -> np.ndarray:
-        """``... x F`` logits -> ``... x D`` canonical designs."""
-        choice = self.padded(logits).argmax(axis=-1)
+        """``... x F`` logits -> ``... x D`` canonical designs; a space with constraints
+        between decisions (``repair``, e.g. ``apq``) gets its designs made feasible, guided
+        by the per-decision log-probabilities."""
+        pad = self.padded(logits)
+        choice = pad.argmax(axis=-1)
         flat = choice.reshape(-1, choice.shape[-1])
-        return self.space.canonicalize(flat).reshape(choice.shape)
+        repair = getattr(self.space, "repair", None)
+        if repair is None:
+            return self.space.canonicalize(flat).reshape(choice.shape)
+        p = pad.reshape(-1, *pad.shape[-2:]).astype(np.float64)
+        top = p.max(axis=-1, keepdims=True)
+        logp = p - top - np.log(np.exp(p - top).sum(axis=-1, keepdims=True))
+        return repair(flat, logp).reshape(choice.shape)
 
     def probs(self, logits: np.ndarray) -> np.ndarray:
         """``... x D x Kmax`` per-decision probabilities (0 on padding)."""

@@ -56,7 +56,7 @@ def exhaustive_labels(
     a = sp.enumerate() if archs is None else sp.check(archs)
     lam_a = lambda_array(lam, objective.n_lambda)
     sc = scales or objective.scales(devices)
-    acc = np.asarray(objective.accuracy.predict(a), dtype=float)
+    acc = objective.accuracy_of(a)
     out = np.empty((len(devices), len(lam_a), sp.n_decisions), dtype=np.int64)
     step = 64
     for s in range(0, len(devices), step):
@@ -98,7 +98,7 @@ def evolution_labels(
         prev = None
         for li in order:
             wo = WeightedObjective(
-                objective.accuracy.predict,
+                objective.accuracy_of,
                 lat_fn,
                 en_fn,
                 norm=norm,
@@ -108,6 +108,55 @@ def evolution_labels(
             out[j, li] = res.best
             prev = res.best[None, :]
     return out
+
+
+def pooled_labels(
+    objective: PredictedObjective,
+    devices: DeviceSet,
+    lam: Any,
+    scales: DeviceScales | None = None,
+    anchors: int = 8,
+    anchor_lam: Any = None,
+    config: EvolutionConfig | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels m x L x D, pool p x D)`` for spaces too large to enumerate when evolving
+    every (device, λ) is too slow: batched evolution on ``anchors`` devices spread over the
+    set (every ``m / anchors``-th) and the λ rows ``anchor_lam`` (default ``lam``) collects
+    the Pareto fronts (accuracy, latency, energy) of everything it evaluated into a pool;
+    every label is then the exact optimum of eq. (8) over the pool (:func:`exhaustive_labels`).
+    Exact for the anchors' fronts, an approximation for the other devices."""
+    sp = objective.space
+    lam_a = lambda_array(lam, objective.n_lambda)
+    a_lam = lam_a if anchor_lam is None else lambda_array(anchor_lam, objective.n_lambda)
+    if anchors < 1:
+        raise InputError(f"pooled labels need at least 1 anchor device, got {anchors}")
+    sc = scales or objective.scales(devices)
+    cfg = config or EvolutionConfig(population=48, children=192, generations=25, patience=5)
+    idx = np.unique(np.linspace(0, len(devices) - 1, min(anchors, len(devices))).astype(int))
+    rng = np.random.default_rng(seed)
+    lat_feats = objective.predictor_features(devices, "latency")
+    en_feats = None if objective.energy is None else objective.predictor_features(devices, "energy")
+    order = np.lexsort((a_lam[:, 0], a_lam[:, 1]))
+    parts = [sp.sample(min(256, 4 * sp.n_decisions), rng)]
+    for j in idx:
+        norm = _norm(objective, sc, int(j))
+        lat_fn = _device_fn(objective.latency, lat_feats[j])
+        en_fn = None if en_feats is None else _device_fn(objective.energy, en_feats[j])
+        prev = None
+        for li in order:
+            wo = WeightedObjective(
+                objective.accuracy_of,
+                lat_fn,
+                en_fn,
+                norm=norm,
+                lam=(float(a_lam[li, 0]), float(a_lam[li, 1])),
+            )
+            res = evolve(sp, wo, cfg, seed=rng, initial=prev, keep_front=True)
+            parts += [res.best[None, :], res.front]
+            prev = res.best[None, :]
+    pool = np.unique(sp.canonicalize(np.concatenate(parts)), axis=0)
+    return exhaustive_labels(objective, devices, lam_a, sc, archs=pool), pool
 
 
 def _device_fn(pred: Any, feats: np.ndarray):
@@ -254,5 +303,6 @@ __all__ = [
     "evolution_labels",
     "exhaustive_labels",
     "label_metrics",
+    "pooled_labels",
     "train_method1",
 ]

@@ -132,6 +132,16 @@ class PredictedObjective:
         }
 
     # ---- values ---------------------------------------------------------------------------
+    def accuracy_of(self, archs: np.ndarray) -> np.ndarray:
+        """``n`` predicted accuracies; ``-inf`` for designs the space calls infeasible (a
+        ``feasible`` method, e.g. ``apq``'s), so no argmin, bisection or refinement picks them."""
+        a = self.space.check(archs)
+        acc = np.asarray(self.accuracy.predict(a), dtype=float).reshape(-1)
+        feasible = getattr(self.space, "feasible", None)
+        if feasible is not None:
+            acc = np.where(feasible(a), acc, -np.inf)
+        return acc
+
     def scales(self, devices: DeviceSet) -> DeviceScales:
         """Latency (and energy) scales of each device from its predicted values on the
         reference set (computed once per distinct device)."""
@@ -170,7 +180,7 @@ class PredictedObjective:
         a = self.space.check(archs)
         if len(devices) != len(a):
             raise InputError(f"{len(a)} designs but {len(devices)} device rows")
-        out = {"accuracy": np.asarray(self.accuracy.predict(a), dtype=float)}
+        out = {"accuracy": self.accuracy_of(a)}
         feats = self.predictor_features(devices, "latency")
         mean, std = self.latency.predict_dist(a, feats, paired=True)
         out["latency"] = np.asarray(mean, dtype=float)

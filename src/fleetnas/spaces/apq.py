@@ -129,6 +129,34 @@ class APQSpace(SearchSpace):
         bad = (a[:, KS_COLS] == KS.index(7)) & (a[:, DW_A] == BITS.index(4))
         return ~(bad & self.active_layers(a)).any(axis=1)
 
+    def repair(self, archs: np.ndarray, log_probs: np.ndarray | None = None) -> np.ndarray:
+        """Feasible canonical designs: every active layer with a 7x7 depth-wise convolution at
+        4-bit activations gets 6-bit activations, or a 5x5 kernel where ``log_probs``
+        (``n x D x Kmax`` per-decision log-probabilities, e.g. an optimizer network's) make
+        (5x5, 4 bits) the likelier pair. Feasible designs are returned unchanged."""
+        raw = np.asarray(archs)
+        a = self.canonicalize(self.check(raw))
+        a = a[None, :] if a.ndim == 1 else a.copy()
+        bad = (a[:, KS_COLS] == KS.index(7)) & (a[:, DW_A] == BITS.index(4))
+        bad &= self.active_layers(a)
+        if bad.any():
+            rows, layers = np.nonzero(bad)
+            ks_col, a_col = layers, DW_A.start + layers
+            to_k5 = np.zeros(len(rows), dtype=bool)
+            if log_probs is not None:
+                lp = np.asarray(log_probs, dtype=float)
+                if lp.shape[:2] != a.shape:
+                    raise InputError(
+                        f"repair needs n x D x K log-probabilities for {a.shape[0]} designs, "
+                        f"got shape {lp.shape}"
+                    )
+                keep = lp[rows, ks_col, KS.index(7)] + lp[rows, a_col, BITS.index(6)]
+                swap = lp[rows, ks_col, KS.index(5)] + lp[rows, a_col, BITS.index(4)]
+                to_k5 = swap > keep
+            a[rows[to_k5], ks_col[to_k5]] = KS.index(5)
+            a[rows[~to_k5], a_col[~to_k5]] = BITS.index(6)
+        return a[0] if raw.ndim == 1 else a
+
     def sample(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
         """``n`` uniformly random feasible designs (rejection, as APQ's ``random_spec``)."""
         rng = np.random.default_rng(rng)
