@@ -65,7 +65,7 @@ def test_ofa_search_with_the_note10_lut_and_ofa_predictor(data_dir, tmp_path, ca
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        (["--latency", "lut"], "OFA's operator table for ofa_mbv3"),
+        (["--latency", "lut"], "published operator table"),
         (["--device", "ghost"], "unknown device 'ghost'"),
         (["--latency", "lut", "--device", "pixel3"], "--latency SOURCE or --device NAME"),
         (["--device", "pixel3", "--accuracy", "bogus"], "expected table, ofa or predictor:NAME"),

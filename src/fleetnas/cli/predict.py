@@ -205,9 +205,13 @@ def fit(
 def lut(
     ctx: typer.Context,
     device: str = typer.Option(..., "--device", help="Stored device with a measurer."),
-    space: str = typer.Option(..., "--space", "-s", help="Space with operators: ofa_mbv3."),
+    space: str = typer.Option(
+        ..., "--space", "-s", help="Space with operators: ofa_mbv3, ofa_mbv3_w1.0, proxylessnas."
+    ),
     resolutions: str | None = typer.Option(
-        None, help="Comma-separated input resolutions to tabulate (default all 25, 128..224)."
+        None,
+        help="Comma-separated input resolutions to tabulate (default all: ofa_mbv3's 25, "
+        "128..224; proxylessnas has 224 only).",
     ),
     max_measurements: int | None = typer.Option(
         None,
@@ -230,8 +234,9 @@ def lut(
     as_json: bool = JsonOption,
 ) -> None:
     """Measure every distinct operator of the space's networks on the device, store the
-    table in the format of OFA's latency tables (`search --latency lut:NAME` reads it) and
-    check its sum against whole-network measurements."""
+    table in the format of the published tables (OFA's, ProxylessNAS's mobile_trim.yaml;
+    `search --latency lut:NAME` and a plan device's `measurer: lut:NAME` read it) and check
+    its sum against whole-network measurements."""
     from fleetnas.measure import measurer_for
     from fleetnas.predict import lut_build as lb
     from fleetnas.spaces import get_space
@@ -240,7 +245,7 @@ def lut(
         db = ctx.obj.get("db")
     sp = get_space(space)
     ops = lb.operator_space(sp)
-    res = lb.check_resolutions(_int_list(resolutions, "--resolutions"))
+    res = ops.check_resolutions(_int_list(resolutions, "--resolutions"))
     if out is not None and (out.is_dir() or not out.parent.is_dir()):
         raise InputError(f"--out {out}: not a file in an existing folder")
     say = None if as_json else (lambda msg: console.print(msg, highlight=False))

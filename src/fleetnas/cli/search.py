@@ -29,8 +29,9 @@ ACCURACY_HELP = (
     "nb201, ofa for ofa_mbv3."
 )
 LATENCY_HELP = (
-    "Latency source: lut (OFA's Note10 operator table, ofa_mbv3), lut:NAME (a table measured "
-    "by predict lut, stored or its --out file), table:DEVICE (the store's "
+    "Latency source: lut (the published operator table: OFA's Note10 for ofa_mbv3, "
+    "ProxylessNAS's Pixel 1 for proxylessnas), lut:NAME|FILE (a table measured by predict lut, "
+    "stored or its --out file), table:DEVICE (the store's "
     "measured latencies of DEVICE) or predictor:NAME (a stored latency predictor)."
 )
 
@@ -62,16 +63,19 @@ def latency_source(store: Any, space: Any, source: str, data_dir: Any):
     """``(name, callable)`` of the latency source (see ``--latency``)."""
     kind, _, arg = source.partition(":")
     if kind == "lut":
-        from fleetnas.predict import OFALatencyLUT
+        from fleetnas.predict.lut import load_lut, lut_class
 
-        if space.name != "ofa_mbv3":
+        published = {"ofa_mbv3": "note10", "proxylessnas": "pixel1"}.get(space.name)
+        if not arg and published is None:
             raise InputError(
-                f"--latency lut is OFA's operator table for ofa_mbv3, not {space.name!r}; use "
+                f"--latency lut is the published operator table (OFA's for ofa_mbv3, "
+                f"ProxylessNAS's for proxylessnas), none for {space.name!r}; use lut:NAME|FILE, "
                 "table:DEVICE or predictor:NAME"
             )
-        if arg and arg != OFALatencyLUT.lut_name:
-            return source, _named_lut(store, space, arg).predict
-        return "lut:note10", _from_store_or_data(OFALatencyLUT, store, data_dir).predict
+        if arg and arg != published:
+            return source, load_lut(store, space, arg, what=f"--latency {source}").predict
+        cls = lut_class(space)
+        return f"lut:{published}", _from_store_or_data(cls, store, data_dir).predict
     if kind == "table" and arg:
         from fleetnas.predict import TableLookup
 
@@ -91,25 +95,6 @@ def latency_source(store: Any, space: Any, source: str, data_dir: Any):
 
         return source, load_predictor(store, arg, space).predict
     raise InputError(f"--latency {source!r}: expected lut, table:DEVICE or predictor:NAME")
-
-
-def _named_lut(store: Any, space: Any, arg: str) -> Any:
-    """A measured table: a stored ``latency_lut`` artifact (``fleetnas predict lut``) or a
-    file it wrote."""
-    from pathlib import Path
-
-    from fleetnas.errors import UnknownNameError
-    from fleetnas.predict import OFALatencyLUT
-
-    if arg.endswith((".yaml", ".yml", ".json")) and Path(arg).is_file():
-        return OFALatencyLUT.from_file(arg, space=space)
-    try:
-        return OFALatencyLUT.from_store(store, arg, space=space)
-    except UnknownNameError:
-        raise InputError(
-            f"--latency lut:{arg}: no stored latency table {arg!r} and no such table file; "
-            "build one with fleetnas predict lut"
-        ) from None
 
 
 def _from_store_or_data(cls: Any, store: Any, data_dir: Any) -> Any:

@@ -150,7 +150,9 @@ def read_specialized_subnets(data_dir: str | os.PathLike[str] | None = None) -> 
 
 def read_lut_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A table file written by ``fleetnas predict lut --out`` (YAML or JSON of
-    :func:`read_lut`'s dict, ``tables`` keyed by resolution), entries checked as OFA's."""
+    :func:`read_lut`'s dict, ``tables`` keyed by resolution), or one flat table in the layout
+    of ProxylessNAS's ``mobile_trim.yaml`` (its resolution read off the stem's key); entries
+    checked as OFA's."""
     from pathlib import Path
 
     p = Path(path)
@@ -158,8 +160,14 @@ def read_lut_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raw = yaml.safe_load(p.read_text())  # JSON is YAML
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise DataError(f"cannot read latency table {p}: {type(exc).__name__}: {exc}") from None
+    if isinstance(raw, dict) and "tables" not in raw and _stem_resolution(raw) is not None:
+        return {"device": p.stem, "unit": "ms", "tables": {
+            _stem_resolution(raw): _check_lut_entries(raw, str(p))}}  # fmt: skip
     if not isinstance(raw, dict) or not isinstance(raw.get("tables"), dict) or not raw["tables"]:
-        raise DataError(f"{p}: expected a latency table with 'tables': {{resolution: ops}}")
+        raise DataError(
+            f"{p}: expected a latency table with 'tables': {{resolution: ops}}, or one "
+            "table of operator keys -> {count, mean, std|var} like mobile_trim.yaml"
+        )
     tables = {}
     for res, ops in raw["tables"].items():
         try:
@@ -168,6 +176,16 @@ def read_lut_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise DataError(f"{p}: resolution {res!r} is not an integer") from None
         tables[r] = _check_lut_entries(ops, f"{p} @{r}")
     return {**raw, "tables": tables}
+
+
+def _stem_resolution(raw: dict[Any, Any]) -> int | None:
+    """The input resolution of a flat table (``mobile_trim.yaml``'s layout: operator keys at
+    the top level), read off its stem key ``Conv-input:RxRx3-...``; ``None`` if it has none."""
+    for key in raw:
+        m = re.match(r"^Conv-input:(\d+)x\1x3-", str(key))
+        if m:
+            return int(m[1])
+    return None
 
 
 def lut_from_artifact(artifact: Artifact) -> dict[str, Any]:

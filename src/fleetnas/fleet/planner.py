@@ -83,6 +83,7 @@ from fleetnas.fleet.session import (
     PlanContext,
     by_device,
     capture_writes,
+    check_lut_devices,
     device_features,
     resolve_budgets,
     stored_reuses,
@@ -245,7 +246,8 @@ class FleetPlanner(Planner):
     def check_inputs(self, tasks: Sequence[Task]) -> None:
         """Refuse up front (:class:`InputError`, one line naming the root cause) what would
         fail every entry alike: a store without data for the space, an unknown ``--proxy``,
-        a measurement cap that leaves Approach 1 no room after its probe measurements."""
+        a device's look-up table (``lut:NAME|FILE``) that is unknown or of another space, a
+        measurement cap that leaves Approach 1 no room after its probe measurements."""
         from fleetnas.proxy import Approach1Config
 
         cfg, store = self.config, self._store
@@ -263,6 +265,7 @@ class FleetPlanner(Planner):
                     store.get_device(cfg.proxy)
                 except InputError as exc:
                     raise InputError(f"--proxy {cfg.proxy!r}: {exc}") from None
+        check_lut_devices([t.device for t in tasks], cfg.space, store)
         probes = Approach1Config.n_probes
         measured = [t for t in tasks if t.device.measurer]
         cap = cfg.max_measurements  # None: Approach 1's own default, which leaves room

@@ -189,6 +189,20 @@ def open_measurer(ctx: PlanContext, device: Device, sink: list[dict[str, Any]]) 
     return capture_writes(measurer, sink)
 
 
+def check_lut_devices(devices: Sequence[Device], space: str, store: Any) -> None:
+    """Load the table of every device priced by a look-up table (``lut:NAME|FILE``) once: an
+    unknown name, a missing file or a table of another space than ``space`` is one
+    :class:`InputError` naming the device, before a plan writes or runs anything."""
+    from fleetnas.measure import get_measurer
+    from fleetnas.spaces import get_space
+
+    seen: set[str] = set()
+    for dev in devices:
+        if dev.measurer_kind == "lut" and dev.name not in seen:
+            seen.add(dev.name)
+            get_measurer(dev.measurer, store, dev).table(get_space(space))
+
+
 class DeviceSessions:
     """Measurement sessions of a chunk's devices, one per device (its budgets share it), opened
     on first use: a device whose measurer cannot be built (an agent that is gone) fails only

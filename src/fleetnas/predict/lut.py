@@ -14,15 +14,19 @@ entry, so 10,000 designs predict in milliseconds.
   tables; below 160 it follows the least-squares line ``a + b r^2`` of that operator over all
   five tables, floored at 0. ``exact_resolutions`` lists where no rule is needed.
 - :class:`ProxylessLatencyLUT`: Google Pixel 1 table of ProxylessNAS (``mobile_trim.yaml``).
-  It covers the ProxylessNAS-Mobile space (224 px; 21 MBConv layers in stages of width
-  24/40/80/96/192/320 with 4/4/4/4/4/1 layers; kernel 3/5/7, expansion 3/6, and a ``zero``
-  op for the non-first layer of each stage), *not* OFA-MobileNetV3 (different widths, SE and
-  h-swish; none of its keys occur there). :func:`proxylessnas_space` defines that space.
+  It covers the ProxylessNAS-Mobile space ``proxylessnas`` (224 px; 21 MBConv layers in stages
+  of width 24/40/80/96/192/320 with 4/4/4/4/4/1 layers; kernel 3/5/7, expansion 3/6, and a
+  ``zero`` op for the non-first layer of each stage; :mod:`fleetnas.spaces.proxylessnas`),
+  *not* OFA-MobileNetV3 (different widths, SE and h-swish; none of its keys occur there).
+
+Both read a table measured on the user's own device by ``fleetnas predict lut``
+(:mod:`fleetnas.predict.lut_build`); :func:`lut_class` picks the reader for a space and
+:func:`load_lut` resolves ``lut:NAME|FILE`` (a stored table or a table file) with one clear
+error for an unknown name, a missing file or a table of another space.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any, Self
 
@@ -32,7 +36,7 @@ from torch import nn
 
 from fleetnas.errors import DataError, InputError
 from fleetnas.predict.base import Predictor, fingerprint, to_numpy
-from fleetnas.spaces import Decision, SearchSpace
+from fleetnas.spaces import SearchSpace
 
 #: Store artifact kind of the imported tables (:func:`fleetnas.data.import_ofa_assets`).
 LUT_KIND = "latency_lut"
@@ -289,94 +293,57 @@ class _OFALUTModule(nn.Module):
 
 
 # ---- ProxylessNAS -----------------------------------------------------------------------
-PROXYLESS_WIDTHS = (24, 40, 80, 96, 192, 320)
-PROXYLESS_DEPTHS = (4, 4, 4, 4, 4, 1)
-PROXYLESS_STRIDES = (2, 2, 2, 1, 2, 1)
-PROXYLESS_OPS = ("k3_e3", "k3_e6", "k5_e3", "k5_e6", "k7_e3", "k7_e6", "zero")
-
-
-@functools.cache
 def proxylessnas_space() -> SearchSpace:
-    """The ProxylessNAS-Mobile space that Pixel 1's table covers (21 decisions ``layer_i``;
-    the first layer of each stage cannot be ``zero``). Designs are ``layer_0=k3_e3,...``."""
-    from fleetnas.spaces.yaml_space import YamlSpace
+    """The ProxylessNAS-Mobile space that Pixel 1's table covers (registered as
+    ``proxylessnas``, :class:`fleetnas.spaces.proxylessnas.ProxylessNASSpace`: 21 decisions
+    ``layer_i``; the first layer of each stage cannot be ``zero``). Designs are
+    ``layer_0=k3_e3,...``."""
+    from fleetnas.spaces import get_space
 
-    decisions = []
-    for depth in PROXYLESS_DEPTHS:
-        for p in range(depth):
-            ops = PROXYLESS_OPS[:-1] if p == 0 else PROXYLESS_OPS
-            decisions.append(Decision(f"layer_{len(decisions)}", ops))
-    return YamlSpace("proxylessnas_mobile", decisions, source="fleetnas.predict.lut")
+    return get_space("proxylessnas")
 
 
 class ProxylessLatencyLUT(_LUTBase):
-    """Sum of ProxylessNAS's Pixel 1 operator latencies (ms) on :func:`proxylessnas_space`."""
+    """Sum of per-operator latencies (ms) on :func:`proxylessnas_space`: ProxylessNAS's Pixel 1
+    table, or one measured by ``fleetnas predict lut --space proxylessnas``."""
 
     name = "proxyless-lut"
     lut_name = "pixel1"
-    resolution = 224
 
     def __init__(self, space: SearchSpace | str | None = None) -> None:
         super().__init__(space if space is not None else proxylessnas_space())
-        if self.space.name != "proxylessnas_mobile":
+        from fleetnas.spaces.proxylessnas import ProxylessNASSpace
+
+        if not isinstance(self.space, ProxylessNASSpace):
             raise InputError(
-                f"ProxylessLatencyLUT works on the 'proxylessnas_mobile' space "
-                f"(fleetnas.predict.lut.proxylessnas_space()), got {self.space.name!r}"
+                f"ProxylessLatencyLUT works on the 'proxylessnas' space, got {self.space.name!r}"
             )
+        self.resolution = self.space.resolution
 
     @classmethod
     def from_bytes(cls, data: bytes, space: SearchSpace | str | None = None) -> Self:
         return super().from_bytes(data, space if space is not None else proxylessnas_space())
 
-    def _layer_io(self) -> list[tuple[int, int, int, int, int, int]]:
-        hw, c_in = self.resolution // 2, 16
-        out = []
-        for w, depth, stride in zip(
-            PROXYLESS_WIDTHS, PROXYLESS_DEPTHS, PROXYLESS_STRIDES, strict=True
-        ):
-            for p in range(depth):
-                s = stride if p == 0 else 1
-                hw_out = int((hw - 1) / s + 1)
-                cin = c_in if p == 0 else w
-                out.append((hw, cin, hw_out, w, s, int(s == 1 and cin == w)))
-                hw = hw_out
-            c_in = w
-        return out
-
     def op_keys(self, arch: np.ndarray) -> list[str]:
         """The table keys one design sums (``zero`` layers contribute none)."""
-        a = self.space.check(arch)[0]
-        r = self.resolution
-        h = r // 2
-        keys = [
-            f"Conv-input:{_shape(r, r, 3)}-output:{_shape(h, h, 32)}",
-            _mbconv_key(h, 32, h, 16, 1, 3, 1, 0),
-        ]
-        for choice, (hw, cin, hw_out, c, s, idskip) in zip(a, self._layer_io(), strict=True):
-            op = PROXYLESS_OPS[choice]
-            if op != "zero":
-                keys.append(_mbconv_key(hw, cin, hw_out, c, int(op[4]), int(op[1]), s, idskip))
-        f = self._layer_io()[-1][2]
-        return [
-            *keys,
-            f"Conv_1-input:{_shape(f, f, 320)}-output:{_shape(f, f, 1280)}",
-            f"Logits-input:{_shape(f, f, 1280)}-output:1000",
-        ]
+        return self.space.op_keys(arch)
 
     def _build(self, tables: dict[int, dict[str, Any]]) -> None:
+        from fleetnas.spaces.proxylessnas import OPS, mbconv_key, op_kernel_expand
+
         if self.resolution not in tables:
-            raise DataError(f"Pixel 1 table has no resolution {self.resolution}")
+            raise DataError(
+                f"latency table {self.lut_name!r} has no resolution {self.resolution} (it has "
+                f"{', '.join(map(str, sorted(tables)))})"
+            )
         t = tables[self.resolution]
         where = f"{self.lut_name}@{self.resolution}"
-        base = self.op_keys(np.zeros(self.space.n_decisions, dtype=np.int64))
-        fixed_keys = base[:2] + base[-2:]
-        self._fixed = float(sum(_lookup(t, k, where) for k in fixed_keys))
-        per = np.zeros((self.space.n_decisions, len(PROXYLESS_OPS)))
-        for i, (hw, cin, hw_out, c, s, idskip) in enumerate(self._layer_io()):
-            for j, op in enumerate(PROXYLESS_OPS):
+        self._fixed = float(sum(_lookup(t, k, where) for k in self.space.fixed_keys().values()))
+        per = np.zeros((self.space.n_decisions, len(OPS)))
+        for i, io in enumerate(self.space.layer_io()):
+            for j, op in enumerate(OPS):
                 if op != "zero" and j < self.space.cardinalities[i]:
-                    key = _mbconv_key(hw, cin, hw_out, c, int(op[4]), int(op[1]), s, idskip)
-                    per[i, j] = _lookup(t, key, where)
+                    per[i, j] = _lookup(t, mbconv_key(io, *op_kernel_expand(op)), where)
         self._per = per
 
     def _arrays(self) -> list[np.ndarray]:
@@ -418,4 +385,63 @@ class _Squeeze(nn.Module):
         return self.inner(x.to(torch.float32))[:, 0]
 
 
-__all__ = ["OFALatencyLUT", "ProxylessLatencyLUT", "proxylessnas_space"]
+def lut_class(space: SearchSpace) -> type[_LUTBase]:
+    """The table reader of ``space``, or :class:`InputError` if no operator table fits it."""
+    from fleetnas.spaces.ofa_mbv3 import OFAMobileNetV3Space
+    from fleetnas.spaces.proxylessnas import ProxylessNASSpace
+
+    if isinstance(space, OFAMobileNetV3Space):
+        return OFALatencyLUT
+    if isinstance(space, ProxylessNASSpace):
+        return ProxylessLatencyLUT
+    raise InputError(
+        f"space {space.name!r} has no operator latency table; tables exist for ofa_mbv3 "
+        "(ofa_mbv3_w1.0) and proxylessnas"
+    )
+
+
+def load_lut(store: Any, space: SearchSpace, source: str, what: str = "lut") -> _LUTBase:
+    """The fitted table predictor of ``source`` for ``space``: a table file (``.yaml``/
+    ``.yml``/``.json``, as ``fleetnas predict lut --out`` writes or a flat ``mobile_trim.yaml``)
+    or a stored ``latency_lut`` artifact (``fleetnas predict lut`` or ``fleetnas data import``).
+    :class:`InputError` names ``what`` (e.g. ``--latency lut:X``) for an unknown name, a missing
+    file or a table of another space."""
+    from pathlib import Path
+
+    from fleetnas.data.ofa_assets import lut_from_artifact, read_lut_file
+    from fleetnas.errors import FleetnasError, UnknownNameError
+
+    cls = lut_class(space)
+    if source.endswith((".yaml", ".yml", ".json")):
+        if not Path(source).is_file():
+            raise InputError(f"{what}: no latency table file {source}")
+        lut = read_lut_file(source)
+        where = f"file {source}"
+    else:
+        if store is None:
+            raise InputError(f"{what}: a stored latency table needs a store (--db)")
+        try:
+            lut = lut_from_artifact(store.load_artifact(source, LUT_KIND))
+        except UnknownNameError:
+            raise InputError(
+                f"{what}: no stored latency table {source!r} and no such table file "
+                "(.yaml/.yml/.json); build one with fleetnas predict lut"
+            ) from None
+        where = f"stored table {source!r}"
+    of = lut.get("space")
+    if of is not None and of != space.name:
+        raise InputError(f"{what}: {where} is a latency table of space {of!r}, not {space.name!r}")
+    try:
+        return cls(space).from_lut(lut)
+    except FleetnasError as exc:
+        raise InputError(f"{what}: {where} does not fit space {space.name!r}: {exc}") from None
+
+
+__all__ = [
+    "LUT_KIND",
+    "OFALatencyLUT",
+    "ProxylessLatencyLUT",
+    "load_lut",
+    "lut_class",
+    "proxylessnas_space",
+]

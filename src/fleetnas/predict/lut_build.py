@@ -1,12 +1,15 @@
 """An operator look-up table for a user's device, measured for real (``fleetnas predict lut``).
 
-Every distinct operator of the space's networks at the chosen resolutions (the designs of
-:class:`~fleetnas.spaces.ofa_ops.OFAOperatorSpace`) is timed through the device's own measurer,
+Every distinct operator of the space's networks at the chosen resolutions (the designs of its
+operator space, :class:`~fleetnas.spaces.operators.OperatorSpace`: ``ofa_mbv3.ops``,
+``proxylessnas.ops``) is timed through the device's own measurer,
 so its protocol, identity check, export cache and store apply: each operator's value is stored
 under the device like any design's, and an interrupted build measures only what is missing
-when it runs again. The table has the format of :func:`fleetnas.data.read_lut` (once-for-all's
-per-resolution ``{key: {count, mean, std}}``), so :class:`~fleetnas.predict.lut.OFALatencyLUT`
-and ``fleetnas search --latency lut:NAME`` read it unchanged. ``mean`` holds the measurer's
+when it runs again. The table has the format of :func:`fleetnas.data.read_lut` (per resolution
+``{key: {count, mean, std}}``: once-for-all's tables, ProxylessNAS's ``mobile_trim.yaml``), so
+:class:`~fleetnas.predict.lut.OFALatencyLUT` / :class:`~fleetnas.predict.lut.ProxylessLatencyLUT`,
+``fleetnas search --latency lut:NAME`` and the ``lut:NAME`` measurer of a plan read it
+unchanged. ``mean`` holds the measurer's
 main statistic (the median for real runtimes), ``std`` the IQR / 1.349 (a robust standard
 deviation) and ``count`` the timed runs (1 for an operator reused from the store, whose
 run count the store does not return).
@@ -27,9 +30,10 @@ from typing import Any
 import numpy as np
 
 from fleetnas.errors import InputError, MeasurementError
-from fleetnas.predict.lut import LUT_KIND, OFALatencyLUT
+from fleetnas.predict.lut import LUT_KIND, lut_class
 from fleetnas.predict.metrics import spearman
-from fleetnas.spaces import SearchSpace, get_space
+from fleetnas.spaces import SearchSpace, get_space, space_names
+from fleetnas.spaces.operators import OperatorSpace
 from fleetnas.store.base import Artifact, Store
 
 #: Operators measured per measurer call (each call is one stored run: the resume unit).
@@ -55,31 +59,27 @@ class LUTBuild:
         return self.lut is not None
 
 
-def operator_space(space: SearchSpace) -> SearchSpace:
-    """The operator space of ``space``, or :class:`InputError` if it has no decomposition."""
-    from fleetnas.spaces.ofa_mbv3 import OFAMobileNetV3Space
+def operator_space(space: SearchSpace) -> OperatorSpace:
+    """The operator space of ``space`` (registered as ``<space>.ops``), or :class:`InputError`
+    if it has no decomposition."""
+    from fleetnas.spaces.operators import OPS_SUFFIX
 
-    if not isinstance(space, OFAMobileNetV3Space):
+    names = space_names()
+    if f"{space.name}{OPS_SUFFIX}" not in names:
+        have = sorted(n[: -len(OPS_SUFFIX)] for n in names if n.endswith(OPS_SUFFIX))
         raise InputError(
             f"space {space.name!r} has no operator decomposition for a look-up table; "
-            "predict lut supports ofa_mbv3 (and ofa_mbv3_w1.0)"
+            f"predict lut supports {', '.join(have)}"
         )
-    return get_space(f"{space.name}.ops")
+    return get_space(f"{space.name}{OPS_SUFFIX}")
 
 
-def check_resolutions(resolutions: Sequence[int] | None) -> tuple[int, ...]:
-    """The resolutions to tabulate (default all 25), validated."""
-    from fleetnas.spaces.ofa_mbv3 import RESOLUTIONS
-
-    if resolutions is None or len(resolutions) == 0:
-        return RESOLUTIONS
-    bad = [r for r in resolutions if r not in RESOLUTIONS]
-    if bad:
-        raise InputError(
-            f"resolution {bad[0]} is not one of ofa_mbv3's {RESOLUTIONS[0]}..{RESOLUTIONS[-1]} "
-            "(steps of 4)"
-        )
-    return tuple(sorted(set(resolutions)))
+def check_resolutions(
+    resolutions: Sequence[int] | None, space: SearchSpace | None = None
+) -> tuple[int, ...]:
+    """The resolutions of ``space`` (default ofa_mbv3) to tabulate (default all), validated."""
+    ops = operator_space(space if space is not None else get_space("ofa_mbv3"))
+    return ops.check_resolutions(resolutions)
 
 
 def build_lut(
@@ -95,7 +95,7 @@ def build_lut(
     operators unmeasured."""
     say = progress or (lambda _m: None)
     ops_space = operator_space(space)
-    res = check_resolutions(resolutions)
+    res = ops_space.check_resolutions(resolutions)
     ops = ops_space.operators(res)
     values = np.full(len(ops), np.nan)
     stats = {"n": np.zeros(len(ops)), "iqr": np.full(len(ops), np.nan)}
@@ -146,15 +146,13 @@ def _fill_stored_stats(measurer: Any, ops_space: SearchSpace, ops: np.ndarray, s
 
 
 def _table(
-    ops_space: Any,
+    ops_space: OperatorSpace,
     ops: np.ndarray,
     resolutions: tuple[int, ...],
     values: np.ndarray,
     stats: dict[str, np.ndarray],
     measurer: Any,
 ) -> dict[str, Any]:
-    from fleetnas.spaces.ofa_ops import SLOTS
-
     entry = {
         ops_space.format(a): {
             "count": int(max(np.nan_to_num(stats["n"][j]), 1)),
@@ -163,12 +161,7 @@ def _table(
         }
         for j, a in enumerate(ops)
     }
-    tables = {}
-    for r in resolutions:
-        keys = ops_space.keys_of(
-            np.array([[ops_space.decisions[0].choices.index(r), s] for s in range(len(SLOTS))])
-        )
-        tables[int(r)] = {k: entry[k] for k in keys}
+    tables = {int(r): {k: entry[k] for k in ops_space.table_keys(r)} for r in resolutions}
     return {
         "device": measurer.device.name,
         "space": ops_space.parent.name,
@@ -188,16 +181,12 @@ def check_lut(
 ) -> dict[str, Any]:
     """The table's sum against whole-network measurements of ``n`` random designs at the
     table's resolutions (``measure``: ``n x D`` designs -> ``n`` ms)."""
-    from fleetnas.spaces.ofa_mbv3 import R_COL, RESOLUTIONS
-
     if n < 3:
         raise InputError(f"the check needs at least 3 designs, got {n}")
     rng = np.random.default_rng(seed)
-    designs = space.sample(n, rng)
     res = sorted(int(r) for r in lut["tables"])
-    designs[:, R_COL] = [RESOLUTIONS.index(r) for r in rng.choice(res, n)]
-    designs = space.canonicalize(designs)
-    predicted = OFALatencyLUT(space).from_lut(lut).predict(designs)
+    designs = operator_space(space).sample_at(n, res, rng)
+    predicted = lut_class(space)(space).from_lut(lut).predict(designs)
     measured = np.asarray(measure(designs), dtype=float)
     return {"designs": space.format_many(designs), **lut_error(predicted, measured)}
 

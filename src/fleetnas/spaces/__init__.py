@@ -32,7 +32,16 @@ def space_names() -> list[str]:
 
 def _load_builtin() -> None:
     # Importing the modules registers the built-in spaces.
-    from fleetnas.spaces import apq, compression, fbnet, nb201, ofa_mbv3, ofa_ops  # noqa: F401
+    from fleetnas.spaces import (  # noqa: F401
+        apq,
+        compression,
+        fbnet,
+        nb201,
+        ofa_mbv3,
+        ofa_ops,
+        proxylessnas,
+        proxylessnas_ops,
+    )
 
 
 __all__ = ["LAYER_KINDS", "SPACES", "Decision", "Layer", "SearchSpace", "get_space", "space_names"]

@@ -18,16 +18,15 @@ exported, measured and stored once. Each operator's network is the very module t
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fleetnas.errors import InputError
 from fleetnas.spaces import ofa_mbv3 as o
 from fleetnas.spaces._registry import SPACES
-from fleetnas.spaces.base import Decision, SearchSpace
 from fleetnas.spaces.layers import Layer
+from fleetnas.spaces.operators import OperatorSpace
 
 if TYPE_CHECKING:
     import torch
@@ -53,18 +52,15 @@ def _parse_layer_slot(slot: str) -> tuple[int, int, int, int]:
     return int(sp[1]), int(sp[3]), int(k[1:]), int(e[1:])
 
 
-class OFAOperatorSpace(SearchSpace):
+class OFAOperatorSpace(OperatorSpace):
     """Operators of an :class:`~fleetnas.spaces.ofa_mbv3.OFAMobileNetV3Space` (see the module
     docstring). Decisions: ``r`` (25 resolutions), ``op`` (96 slots)."""
 
-    decisions = (Decision("r", o.RESOLUTIONS), Decision("op", SLOTS))
+    resolutions = o.RESOLUTIONS
+    slots = SLOTS
 
     def __init__(self, width_mult: float = 1.2) -> None:
-        self.parent = o.OFAMobileNetV3Space(width_mult)
-        self.name = f"{self.parent.name}.ops"
-
-    def describe(self) -> dict:
-        return {**super().describe(), "parent": self.parent.name}
+        super().__init__(o.OFAMobileNetV3Space(width_mult))
 
     # ---- keys ----------------------------------------------------------------------------
     def _layer_io(self, r: int, stage: int, pos: int) -> tuple[int, int, int, int, int]:
@@ -104,68 +100,10 @@ class OFAOperatorSpace(SearchSpace):
         se, hs = int(o.USE_SE[s]), int(o.ACTS[s] == "hswish")
         return _mbconv_key(hw, c_in, hw_out, c, mid, k, stride, idskip, se, hs)
 
-    @functools.cached_property
-    def _keys(self) -> np.ndarray:
-        """``25 x 96`` object array of keys."""
-        return np.array([[self.key(r, s) for s in SLOTS] for r in o.RESOLUTIONS], dtype=object)
-
-    @functools.cached_property
-    def _canonical(self) -> dict[str, tuple[int, int]]:
-        """Key -> its canonical (resolution index, slot index): the lowest resolution."""
-        out: dict[str, tuple[int, int]] = {}
-        for ri in range(len(o.RESOLUTIONS)):
-            for si in range(len(SLOTS)):
-                out.setdefault(self._keys[ri, si], (ri, si))
-        return out
-
-    def keys_of(self, archs: np.ndarray) -> list[str]:
-        """``n`` operator keys of ``n x 2`` designs."""
-        return [str(self._keys[r, s]) for r, s in self.check(archs)]
-
-    def operators(self, resolutions: tuple[int, ...] | list[int] | None = None) -> np.ndarray:
-        """``m x 2`` canonical designs: every distinct operator of the parent's networks at
-        ``resolutions`` (default all), in resolution then slot order."""
-        res = o.RESOLUTIONS if resolutions is None else tuple(resolutions)
-        bad = [r for r in res if r not in o.RESOLUTIONS]
-        if bad:
-            raise InputError(
-                f"{self.parent.name} has no resolution {bad[0]}; it supports "
-                f"{o.RESOLUTIONS[0]}..{o.RESOLUTIONS[-1]} in steps of 4"
-            )
-        seen: set[tuple[int, int]] = set()
-        rows = []
-        for r in res:
-            for si in range(len(SLOTS)):
-                c = self._canonical[self._keys[o.RESOLUTIONS.index(r), si]]
-                if c not in seen:
-                    seen.add(c)
-                    rows.append(c)
-        return np.array(rows, dtype=np.int64).reshape(-1, 2)
-
-    # ---- SearchSpace ---------------------------------------------------------------------
-    def canonicalize(self, archs: np.ndarray) -> np.ndarray:
-        raw = np.asarray(archs)
-        a = self.check(raw)
-        out = np.array([self._canonical[self._keys[r, s]] for r, s in a], dtype=np.int64)
-        out = out.reshape(-1, 2)
-        return out[0] if raw.ndim == 1 else out
-
-    def parse(self, text: str) -> np.ndarray:
-        try:
-            return np.array(self._canonical[str(text).strip()], dtype=np.int64)
-        except KeyError:
-            raise InputError(
-                f"{text!r} is not an operator of {self.parent.name} (keys look like "
-                f"{self._keys[-1, 2]!r})"
-            ) from None
-
-    def format(self, arch: np.ndarray) -> str:
-        r, s = self.check(arch)[0]
-        return str(self._keys[r, s])
-
-    def _unpack(self, arch: np.ndarray) -> tuple[int, str]:
-        r, s = self.canonicalize(self.check(arch))[0]
-        return o.RESOLUTIONS[r], SLOTS[s]
+    def sample_at(self, n: int, resolutions: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+        designs = self.parent.sample(n, rng)
+        designs[:, o.R_COL] = [o.RESOLUTIONS.index(r) for r in rng.choice(list(resolutions), n)]
+        return self.parent.canonicalize(designs)
 
     def layers(self, arch: np.ndarray) -> list[Layer]:
         r, slot = self._unpack(arch)
