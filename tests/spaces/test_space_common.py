@@ -14,7 +14,14 @@ from fleetnas.spaces import SearchSpace, get_space
 from fleetnas.spaces._torch_blocks import count_params
 
 BUILTIN = [
-    "nb201", "fbnet", "ofa_mbv3", "ofa_mbv3_w1.0", "nb201+q", "ofa_mbv3+q", "apq", "proxylessnas",
+    "nb201",
+    "fbnet",
+    "ofa_mbv3",
+    "ofa_mbv3_w1.0",
+    "nb201+q",
+    "ofa_mbv3+q",
+    "apq",
+    "proxylessnas",
 ]
 CONV_KINDS = ("conv", "dwconv", "pwconv")
 
