@@ -55,7 +55,7 @@ HUBER = 3.0
 #: Measurements beyond the probes at which the device's own cross-conformal calibration weighs
 #: as much as the fleet's (``prior_strength``), chosen on leave-hardware-out in
 #: ``benchmarks/predict_heldout.py``.
-DEFAULT_PRIOR_STRENGTH = 20.0
+DEFAULT_PRIOR_STRENGTH = 80.0
 
 
 class FewShotLatency(Predictor):
