@@ -22,7 +22,11 @@ Methods, in the same run, per target:
   interval (:mod:`fleetnas.predict.interval`; misfit weight β chosen on LHO);
 - ``active N``: :class:`fleetnas.predict.adapt.FewShotLatency` fitted on the probes and then
   N - 10 designs chosen one at a time by the acquisition rule chosen on LHO (N counts the
-  probes, so ``active 10`` is the probes alone through the few-shot model);
+  probes, so ``active 10`` is the probes alone through the few-shot model); its interval blends
+  the fleet's calibration with cross-conformal on the device's own measurements
+  (:mod:`fleetnas.predict.conformal`, prior strength n0 chosen on LHO). Spearman is reported
+  over every design not used for fitting and over the designs unmeasured at the largest N (the
+  same scored set at every N, so a 160-design stacks table does not shrink it);
 - ``ridge N random``: ridge (leave-one-out penalty) of the target's log-latency on [the pool's
   standardized log latencies, one-hot encoding, log FLOPs] fitted to N random designs (mean of
   three draws);
@@ -37,10 +41,12 @@ predicted latency meets the budget, over the whole space (an exhaustive search o
 predictions stands in for the optimizer network: it isolates what the margin does), with the
 old fleet-wide margin (0.5 log-std, ``DEFAULT_MARGIN``) and with the interval margin
 (``max_violation`` chosen on LHO); violation = true latency over budget; regret in accuracy
-points against the best truly feasible design.
+points against the best truly feasible design. The hybrid (``predict_decisions.hybrid_rule``):
+that proposal verified on the target with at most 3 real measurements by the library's
+``verify_candidates`` (proposal window chosen on LHO). Markdown: ``predict_heldout_report.py``.
 
-Run: ``PYTHONPATH=src .venv/bin/python benchmarks/predict_heldout.py`` (about 15-20 minutes on
-the shared 2-core machine; ``--quick`` for a smoke run). Results:
+Run: ``PYTHONPATH=src .venv/bin/python benchmarks/predict_heldout.py`` (5-30 minutes on
+the shared 2-core machine, depending on its load; ``--quick`` for a smoke run). Results:
 ``benchmarks/results/predict_heldout.{json,md}``.
 """
 
@@ -62,9 +68,23 @@ from fleetnas.data.help import read_archs, read_latencies, read_reference_indice
 from fleetnas.devices.catalog import help_devices
 from fleetnas.l2o.budget import DEFAULT_MARGIN
 from fleetnas.predict import DeviceAwarePredictor, TableLookup
-from fleetnas.predict.adapt import ACQUISITIONS, FewShotLatency, active_fit
+from fleetnas.predict.adapt import (
+    ACQUISITIONS,
+    DEFAULT_PRIOR_STRENGTH,
+    FewShotLatency,
+    active_fit,
+)
 from fleetnas.predict.interval import IntervalCalibration, components, coverage
 from fleetnas.predict.metrics import spearman, within
+from predict_decisions import (
+    HYBRID_CANDIDATES,
+    HYBRID_MEASUREMENTS,
+    HYBRID_WINDOWS,
+    budget_rule,
+    hybrid_rule,
+    summarize_rule,
+)
+from predict_heldout_report import markdown
 from predictors import best_device_baseline, mlp_embed_baseline
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -74,7 +94,9 @@ NS = (10, 20, 30, 50)
 LEVEL = 0.9
 BETAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 MAX_VIOLATIONS = (0.01, 0.02, 0.05, 0.1, 0.2)
-BUDGET_Q = (10, 30, 50, 70, 90)
+#: Prior strengths ``n0`` of the few-shot interval blend (fleet vs the device's own
+#: cross-conformal calibration) tried on leave-hardware-out.
+PRIOR_STRENGTHS = (0.0, 5.0, 10.0, 20.0, 40.0, 80.0)
 FAMILIES = {
     "gpus": ("desktop_gpu",),
     "xeons": ("server_cpu",),
@@ -156,33 +178,6 @@ def stack_targets(data: Data) -> dict[str, np.ndarray]:
 
 
 # ---- per target -------------------------------------------------------------------------------
-def budget_rule(
-    data: Data, y: np.ndarray, bound: np.ndarray, p_exceed: np.ndarray | None = None
-) -> dict[str, Any]:
-    """Network alone's decision rule on predicted bounds: per budget quantile, violation and
-    regret of the most accurate design whose bound meets the budget."""
-    ok_y = np.isfinite(y)
-    out = []
-    for q in BUDGET_Q:
-        b = float(np.percentile(y[ok_y], q))
-        feas = ok_y & (bound <= b)
-        true_best = float(data.acc[ok_y & (y <= b)].max())
-        if not feas.any():
-            out.append({"q": q, "found": False, "violation": False, "regret": None})
-            continue
-        i = int(np.argmax(np.where(feas, data.acc, -np.inf)))
-        row = {
-            "q": q,
-            "found": True,
-            "violation": bool(y[i] > b),
-            "regret": max(0.0, true_best - float(data.acc[i])),
-        }
-        if p_exceed is not None:
-            row["p_violation"] = float(p_exceed[i] if np.ndim(p_exceed) else p_exceed)
-        out.append(row)
-    return {"per_budget": out}
-
-
 def scores(y: np.ndarray, mean: np.ndarray, mask: np.ndarray, lo=None, hi=None) -> dict:
     m = mask & np.isfinite(y)
     out = {"spearman": spearman(y[m], mean[m]), "within10": within(y[m], mean[m], 0.10)}
@@ -209,9 +204,21 @@ def ridge_random(data: Data, pool: list[str], y: np.ndarray, seeds: int = 3) -> 
     return out
 
 
-def active_curve(data: Data, pred: DeviceAwarePredictor, y: np.ndarray, acq: str) -> dict:
+def active_curve(
+    data: Data,
+    pred: DeviceAwarePredictor,
+    y: np.ndarray,
+    acq: str,
+    cal: IntervalCalibration,
+    strength: float,
+) -> dict:
+    """Few-shot curve over ``NS``: Spearman and ±10 % over every design not used for fitting,
+    Spearman over the designs still unmeasured at the largest N (the same scored set at every
+    N), and the coverage of the 90 % interval with the prior strength ``strength`` and with
+    each of ``PRIOR_STRENGTHS`` (the fleet's interval from ``cal``)."""
     cand = np.flatnonzero(np.isfinite(y))
     res: dict[int, dict] = {}
+    means: dict[int, np.ndarray] = {}
     measured: list[int] = []
 
     def measure(a: np.ndarray) -> np.ndarray:
@@ -220,18 +227,35 @@ def active_curve(data: Data, pred: DeviceAwarePredictor, y: np.ndarray, acq: str
         return y[idx]
 
     def step(n: int, model: FewShotLatency) -> None:
-        if n in NS:
-            iv = model.predict_interval(data.archs, LEVEL)
-            mask = np.ones(len(y), dtype=bool)
-            mask[data.ref] = False
-            mask[measured] = False
-            res[n] = scores(y, iv["mean"], mask, iv["lower"], iv["upper"])
+        if n not in NS:
+            return
+        mask = np.ones(len(y), dtype=bool)
+        mask[data.ref] = False
+        mask[measured] = False
+        m = mask & np.isfinite(y)
+        cov = {}
+        for s0 in PRIOR_STRENGTHS:
+            model.prior_strength = s0
+            iv = model.predict_interval(data.archs[m], LEVEL)
+            cov[s0] = float(np.mean((y[m] >= iv["lower"]) & (y[m] <= iv["upper"])))
+        model.prior_strength = strength
+        iv = model.predict_interval(data.archs, LEVEL)
+        res[n] = scores(y, iv["mean"], mask, iv["lower"], iv["upper"])
+        res[n]["coverage_by_strength"] = cov
+        means[n] = iv["mean"]
 
-    model = FewShotLatency.on(pred, y[data.ref], level=LEVEL)
+    pred.set_calibration(cal)
+    model = FewShotLatency.on(pred, y[data.ref], level=LEVEL, prior_strength=strength)
     active_fit(
         model, data.archs[cand], measure, max(NS) - len(data.ref), data.archs[data.ref],
         y[data.ref], on_step=step, acquisition=acq,
     )  # fmt: skip
+    pred.set_calibration(None)
+    common = np.isfinite(y)
+    common[data.ref] = False
+    common[measured] = False
+    for n, mean in means.items():
+        res[n]["spearman_common"] = spearman(y[common], mean[common])
     return res
 
 
@@ -250,11 +274,15 @@ def probes_eval(
     bounds = {}
     for v in MAX_VIOLATIONS:
         bounds[v] = mean * np.exp(float(cal.quantile(1.0 - v)) * s)
-    out["budget_old_margin"] = budget_rule(data, y, old)
-    out["budget_interval"] = {}
+    out["budget_old_margin"] = budget_rule(data.acc, y, old)
+    out["budget_interval"], out["budget_hybrid"] = {}, {}
     for v, bnd in bounds.items():
         p_ex = cal.exceed(np.log(bnd / mean) / s)
-        out["budget_interval"][v] = budget_rule(data, y, bnd, p_ex)
+        out["budget_interval"][v] = budget_rule(data.acc, y, bnd, p_ex)
+        out["budget_hybrid"][v] = {
+            w: hybrid_rule(data.space, data.archs, data.acc, y, mean, bnd, "target", w)
+            for w in HYBRID_WINDOWS
+        }
     pred.set_calibration(None)
     return out
 
@@ -272,7 +300,7 @@ def evaluate(
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     out: dict[str, Any] = {"probes": probes_eval(data, pred, y, cal)}
-    out["active"] = {a: active_curve(data, pred, y, a) for a in acqs}
+    out["active"] = {a: active_curve(data, pred, y, a, cal, chosen["prior_strength"]) for a in acqs}
     if baselines:
         out["ridge_random"] = ridge_random(data, pool, y)
     out["seconds"] = time.perf_counter() - t0
@@ -331,7 +359,9 @@ def leave_hardware_out(data: Data, args: argparse.Namespace) -> dict[str, Any]:
 def choose(data: Data, lho: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Parameters chosen on leave-hardware-out: β (coverage closest to 90 % when each group
     is calibrated on the others), the interval margin's ``max_violation`` (least conservative
-    with at most 5 % violations) and the acquisition rule (Spearman at N = 50)."""
+    with at most 5 % violations), the acquisition rule (mean Spearman over N on the same scored
+    set), the few-shot interval's prior strength (coverage closest to 90 % at every N) and the
+    hybrid's proposal window (fewest violations, then least regret)."""
     parts = lho["parts"]
     beta_rows = {}
     for b in BETAS:
@@ -364,31 +394,61 @@ def choose(data: Data, lho: dict[str, Any], args: argparse.Namespace) -> dict[st
     }
     ok = [v for v in MAX_VIOLATIONS if mv_rows[v]["violations"] <= 0.05]
     mv = max(ok) if ok else min(MAX_VIOLATIONS)
-    # acquisition: one device per group (the first), both rules
+    # acquisition and prior strength: one device per group (the first), both rules, each
+    # device's fleet interval calibrated without its group
     acq_rows: dict[str, list[float]] = {a: [] for a in ACQUISITIONS}
     sample = [next(n for n in lho["preds"] if hardware_group(n) == g) for g in lho["groups"]]
     sample = sample[:: max(1, -(-len(sample) // args.acq_devices))]
-    acq_detail = {}
+    acq_detail: dict[str, dict] = {}
     for n in sample:
         pred, _ = lho["preds"][n]
+        g = hardware_group(n)
+        cal = IntervalCalibration.from_components([p for p in parts if p.group != g], beta)
         acq_detail[n] = {}
         for a in ACQUISITIONS:
-            curve = active_curve(data, pred, data.lat[n], a)
+            curve = active_curve(data, pred, data.lat[n], a, cal, DEFAULT_PRIOR_STRENGTH)
             acq_detail[n][a] = curve
-            acq_rows[a].append(curve[max(NS)]["spearman"])
+            acq_rows[a].append(float(np.mean([curve[k]["spearman_common"] for k in NS[1:]])))
     acq = max(ACQUISITIONS, key=lambda a: float(np.mean(acq_rows[a])))
+    strength_rows = {
+        s0: {
+            k: float(np.mean([acq_detail[n][acq][k]["coverage_by_strength"][s0] for n in sample]))
+            for k in NS
+        }
+        for s0 in PRIOR_STRENGTHS
+    }
+    strength = min(
+        PRIOR_STRENGTHS,
+        key=lambda s0: (max(abs(c - LEVEL) for c in strength_rows[s0].values()), s0),
+    )
+    # hybrid window: fewest violations, then least mean regret
+    hyb_rows = {
+        w: summarize_rule(
+            [row for r in per_target.values() for row in r["budget_hybrid"][mv][w]["per_budget"]]
+        )
+        for w in HYBRID_WINDOWS
+    }
+    window = min(
+        HYBRID_WINDOWS, key=lambda w: (hyb_rows[w]["violations"], hyb_rows[w]["regret_mean"], w)
+    )
     return {
         "beta": beta,
         "max_violation": mv,
         "acquisition": acq,
+        "prior_strength": strength,
+        "hybrid_measurements": HYBRID_MEASUREMENTS,
+        "hybrid_candidates": HYBRID_CANDIDATES,
         "beta_coverage": beta_rows,
         "max_violation_rows": mv_rows,
         "old_margin": {
             "violations": float(np.mean(old["violation"])),
             "regret": float(np.mean(old["regret"])),
         },
-        "acquisition_spearman50": {a: float(np.mean(v)) for a, v in acq_rows.items()},
+        "hybrid_window": window,
+        "lho_hybrid": {str(w): r for w, r in hyb_rows.items()},
+        "acquisition_spearman": {a: float(np.mean(v)) for a, v in acq_rows.items()},
         "acquisition_devices": sample,
+        "strength_coverage": strength_rows,
         "lho_probes": {
             n: {k: r[k] for k in ("spearman", "within10", "coverage90")}
             for n, r in per_target.items()
@@ -427,7 +487,7 @@ def reported_split(
 
 
 def summarize(targets: dict[str, Any], chosen: dict[str, Any]) -> dict[str, Any]:
-    acq, mv = chosen["acquisition"], chosen["max_violation"]
+    acq, mv, hw = chosen["acquisition"], chosen["max_violation"], chosen["hybrid_window"]
     rows = list(targets.values())
 
     def mean(f) -> float:
@@ -449,7 +509,7 @@ def summarize(targets: dict[str, Any], chosen: dict[str, Any]) -> dict[str, Any]
     for n in NS:
         out["active"][n] = {
             k: mean(lambda r, n=n, k=k: r["active"][acq][n][k])
-            for k in ("spearman", "within10", "coverage90")
+            for k in ("spearman", "spearman_common", "within10", "coverage90")
         }
         out["ridge_random"][n] = {
             k: mean(lambda r, n=n, k=k: r["ridge_random"][n][k]) for k in ("spearman", "within10")
@@ -457,143 +517,10 @@ def summarize(targets: dict[str, Any], chosen: dict[str, Any]) -> dict[str, Any]
     for key, get in (
         ("old_margin", lambda r: r["probes"]["budget_old_margin"]["per_budget"]),
         ("interval", lambda r: r["probes"]["budget_interval"][mv]["per_budget"]),
+        ("hybrid", lambda r: r["probes"]["budget_hybrid"][mv][hw]["per_budget"]),
     ):
-        bud = [b for r in rows for b in get(r)]
-        reg = [b["regret"] for b in bud if b["regret"] is not None]
-        q10 = [b["regret"] for b in bud if b["q"] == 10 and b["regret"] is not None]
-        out[f"budget_{key}"] = {
-            "tasks": len(bud),
-            "violations": float(np.mean([b["violation"] for b in bud])),
-            "not_found": int(sum(not b["found"] for b in bud)),
-            "regret_mean": float(np.mean(reg)) if reg else None,
-            "regret_q10": float(np.mean(q10)) if q10 else None,
-        }
-        if key == "interval":
-            pv = [b["p_violation"] for b in bud if "p_violation" in b]
-            out[f"budget_{key}"]["claimed_p_violation_mean"] = float(np.mean(pv)) if pv else None
+        out[f"budget_{key}"] = summarize_rule([b for r in rows for b in get(r)])
     return out
-
-
-# ---- report -----------------------------------------------------------------------------------
-def markdown(res: dict[str, Any]) -> str:
-    ch = res["chosen"]
-    lines = [
-        "# Latency prediction for a user's own device, held out (issue 15)",
-        "",
-        "NAS-Bench-201, HELP's latencies; the 10 probes are HELP's reference designs; every score "
-        "is over the target's designs not used for fitting. Parameters chosen on "
-        "**leave-hardware-out** (HELP's own 23 columns, one hardware group held out at a time): "
-        f"misfit weight β = {ch['beta']} (coverage closest to 90 % with each group calibrated "
-        f"on the others), interval margin max_violation = {ch['max_violation']} (least "
-        "conservative with <= 5 % violations), acquisition = "
-        f"`{ch['acquisition']}` (Spearman at N = 50 on one device per group). Reported on "
-        "**leave-source-out** and **leave-family-out** with those. N counts the 10 probes. "
-        f"Device-aware trunk: {res['config']['epochs']} epochs, 5 members, seed "
-        f"{res['config']['seed']}. Leave-family-out scores up to "
-        f"{res['config']['lfo_targets']} targets per family (one per hardware group first) "
-        "to bound the run time.",
-        "",
-        "Targets (issue): Spearman >= 0.85 with the probes, >= 0.93 with 50 active, ±10 % share "
-        ">= 0.6 at 50, coverage 90 ± 5.",
-    ]
-    for split in res["splits"]:
-        r = res["splits"][split]
-        s = r["summary"]
-        lines += [
-            "",
-            f"## {split}: targets {', '.join(r['targets'])}",
-            "",
-            f"Pool: {len(r['pool'])} devices; interval calibrated on "
-            f"{len(r['calibration_devices'])} LHO-scored devices outside the targets' group.",
-            "",
-            "| method | Spearman | ±10 % | coverage 90 % |",
-            "|---|---|---|---|",
-            f"| probes (device-aware + conformal) | {s['probes']['spearman']:.3f} | "
-            f"{s['probes']['within10']:.3f} | {s['probes']['coverage90']:.3f} |",
-        ]
-        for n in NS:
-            a = s["active"][n]
-            lines.append(
-                f"| few-shot, N = {n} active | {a['spearman']:.3f} | {a['within10']:.3f} | "
-                f"{a['coverage90']:.3f} |"
-            )
-        for n in NS:
-            b = s["ridge_random"][n]
-            lines.append(
-                f"| ridge [pool, one-hot, FLOPs], N = {n} random | {b['spearman']:.3f} | "
-                f"{b['within10']:.3f} | |"
-            )
-        lines += [
-            f"| HELP-style MLP (probes) | {s['mlp_help']['spearman']:.3f} | "
-            f"{s['mlp_help']['within10']:.3f} | |",
-            f"| best pool device (probes) | {s['best_pool_device']['spearman']:.3f} | "
-            f"{s['best_pool_device']['within10']:.3f} | |",
-            "",
-            "Per target (Spearman: probes / active 50 / ridge 50 random; coverage probes / 50):",
-            "",
-            "| target | probes | active 50 | ridge 50 | MLP | best device | cov. probes "
-            "| cov. 50 |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for t, v in r["targets"].items():
-            a50 = v["active"][ch["acquisition"]][50]
-            lines.append(
-                f"| {t} | {v['probes']['spearman']:.3f} | {a50['spearman']:.3f} | "
-                f"{v['ridge_random'][50]['spearman']:.3f} | {v['mlp_help']['spearman']:.3f} | "
-                f"{v['best_pool_device']['spearman']:.3f} ({v['best_pool_device_name']}) | "
-                f"{v['probes']['coverage90']:.3f} | {a50['coverage90']:.3f} |"
-            )
-        lines += [
-            "",
-            "Network alone's decision rule (budgets at the 10/30/50/70/90 % true-latency "
-            "quantiles; exhaustive search on the probe-adapted predictions):",
-            "",
-            "| margin | tasks | violations | no design found | regret mean pp | regret q10 pp |"
-            " claimed P(violation) |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for key, label in (
-            ("budget_old_margin", f"fleet-wide {DEFAULT_MARGIN} log-std"),
-            ("budget_interval", f"interval, max_violation {ch['max_violation']}"),
-        ):
-            b = s[key]
-            rm = "" if b["regret_mean"] is None else f"{b['regret_mean']:.2f}"
-            rq = "" if b["regret_q10"] is None else f"{b['regret_q10']:.2f}"
-            pv = b.get("claimed_p_violation_mean")
-            lines.append(
-                f"| {label} | {b['tasks']} | {100 * b['violations']:.1f} % | {b['not_found']} |"
-                f" {rm} | {rq} | {'' if pv is None else f'{pv:.3f}'} |"
-            )
-    lines += [
-        "",
-        "## Parameter choice on leave-hardware-out",
-        "",
-        "| β | mean coverage (90 % nominal) |",
-        "|---|---|",
-    ]
-    lines += [f"| {b} | {c:.3f} |" for b, c in ch["beta_coverage"].items()]
-    lines += ["", "| max_violation | violations | regret mean pp |", "|---|---|---|"]
-    lines += [
-        f"| {v} | {100 * r['violations']:.1f} % | {r['regret']:.2f} |"
-        for v, r in ch["max_violation_rows"].items()
-    ]
-    om = ch["old_margin"]
-    lines.append(
-        f"| fleet-wide {DEFAULT_MARGIN} log-std | {100 * om['violations']:.1f} % | "
-        f"{om['regret']:.2f} |"
-    )
-    lines += [
-        "",
-        "Acquisition, mean Spearman at N = 50 on "
-        + ", ".join(ch["acquisition_devices"])
-        + ": "
-        + ", ".join(f"`{a}` {v:.3f}" for a, v in ch["acquisition_spearman50"].items()),
-        "",
-        f"Stacks: {res['stacks_note']}",
-        "",
-        f"Wall time {res['total_s']:.0f} s on the shared 2-core machine.",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def _first(names: list[str], name: str) -> int:
@@ -608,7 +535,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="smoke run: 3 LHO groups, few epochs")
-    ap.add_argument("--acq-devices", type=int, default=4, help="LHO devices choosing the rule")
+    ap.add_argument(
+        "--acq-devices", type=int, default=10, help="LHO devices choosing the rule and n0"
+    )
     ap.add_argument(
         "--lfo-targets", type=int, default=5, help="targets per family (one per hardware first)"
     )
@@ -622,7 +551,8 @@ def main() -> None:
     lho = leave_hardware_out(data, args)
     chosen = choose(data, lho, args)
     print(f"chosen: beta {chosen['beta']}, max_violation {chosen['max_violation']}, "
-          f"acquisition {chosen['acquisition']}", flush=True)  # fmt: skip
+          f"acquisition {chosen['acquisition']}, prior strength {chosen['prior_strength']}",
+          flush=True)  # fmt: skip
     own = [d.name for d in data.devices if d.name not in HWNB]
     splits: dict[str, Any] = {}
     splits["leave-source-out"] = reported_split(

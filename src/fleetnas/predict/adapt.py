@@ -16,14 +16,18 @@ marginal likelihood over a small grid (empirical Bayes), so few measurements lea
 and many let the correction speak. Refitting is closed form (``p x p`` with ``p`` features),
 milliseconds.
 
-Intervals: the posterior predictive standard deviation, inflated so that the interval would
-have covered the device's own leave-one-out standardized residuals at the conformal rank
-(never below 1), so a model that is wrong about its own data says so.
+Intervals (:mod:`fleetnas.predict.conformal`): the fleet's split-conformal interval of the
+prior (calibrated on held-out devices; the probes alone cannot calibrate anything) blended with
+cross-conformal intervals on the device's own measurements (normalized leave-one-out scores of
+this model, closed form), the device's own weighing ``n_own / (n_own + prior_strength)`` after
+``n_own`` measurements beyond the probes. A prior without a calibration falls back to the
+posterior spread inflated to cover the leave-one-out scores.
 
 Active learning (:func:`next_designs`, :func:`active_fit`): the next design to measure is the
-unmeasured candidate with the largest posterior variance of the correction (greedy D-optimal
-design: it shrinks the uncertainty of the ranking's coefficients fastest); the model is refitted
-after each measurement.
+unmeasured candidate that shrinks the posterior variance summed over the whole candidate set the
+most (``"ivr"``, the default: the ranking is over that set), or the one of largest posterior
+variance (``"variance"``, greedy D-optimal: it prefers corner designs, and on held-out devices its
+curve can fall as measurements are added); the model is refitted after each measurement.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from scipy.stats import norm
 
 from fleetnas.errors import InputError
 from fleetnas.predict.base import Predictor, check_targets, fingerprint, predictor_classes, to_numpy
+from fleetnas.predict.conformal import blend_offsets, conformal_quantile, own_weight
 from fleetnas.predict.device_aware import DeviceAwarePredictor
 from fleetnas.spaces import SearchSpace
 
@@ -47,6 +52,10 @@ ENC_GRID = (0.03, 0.1, 0.3)
 NOISE_GRID = (0.01, 0.03, 0.1, 0.3)
 #: Standardized leave-one-out residual beyond which a value is down-weighted (Huber).
 HUBER = 3.0
+#: Measurements beyond the probes at which the device's own cross-conformal calibration weighs
+#: as much as the fleet's (``prior_strength``), chosen on leave-hardware-out in
+#: ``benchmarks/predict_heldout.py``.
+DEFAULT_PRIOR_STRENGTH = 80.0
 
 
 class FewShotLatency(Predictor):
@@ -63,12 +72,21 @@ class FewShotLatency(Predictor):
     #: At least this many measured designs are needed to fit.
     min_samples = 3
 
-    def __init__(self, space: SearchSpace | str, level: float = 0.9, seed: int = 0) -> None:
+    def __init__(
+        self,
+        space: SearchSpace | str,
+        level: float = 0.9,
+        seed: int = 0,
+        prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+    ) -> None:
         super().__init__(space)
         if not 0.0 < float(level) < 1.0:
             raise InputError(f"level must be in (0, 1), got {level}")
+        if not float(prior_strength) >= 0.0:
+            raise InputError(f"prior_strength must be >= 0, got {prior_strength}")
         self.level = float(level)
         self.seed = int(seed)
+        self.prior_strength = float(prior_strength)
 
     @classmethod
     def on(
@@ -128,6 +146,12 @@ class FewShotLatency(Predictor):
         inlier = v <= 1.0
         z = np.abs(fit["loo_z"][inlier] if inlier.any() else fit["loo_z"])
         self._inflation = _inflation(z, self.level)
+        # cross-conformal scores of every measured design (outliers included: an interval that
+        # leaves them out would over-promise), at the model's own noise level
+        lat_var = np.maximum(fit["loo_var"] - fit["noise_var"], 0.0)
+        self._scores = fit["loo_r"] / np.sqrt(lat_var + self._noise**2)
+        probe_keys = {row.tobytes() for row in np.asarray(self.base.probes, dtype=np.int64)}
+        self._n_own = int(sum(row.tobytes() not in probe_keys for row in a))
         tb, tz, te = self._scales
         loo_rmse = float(np.sqrt(np.mean(fit["loo_r"][inlier] ** 2))) if inlier.any() else 0.0
         self._archs = a
@@ -139,6 +163,7 @@ class FewShotLatency(Predictor):
             inflation=self._inflation,
             loo_rmse_log=loo_rmse,
             outliers=int((~inlier).sum()),
+            n_own=self._n_own,
         )
         return self
 
@@ -150,35 +175,58 @@ class FewShotLatency(Predictor):
         mu, phi, _ = self._features(a)
         return mu + phi @ self._w, np.einsum("ij,jk,ik->i", phi, self._cov, phi)
 
+    def _log_bounds(self, a: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(log mean, lower offset, upper offset)`` of the central interval at ``level``."""
+        m, v = self._posterior(a)
+        sd = np.sqrt(v + self._noise**2)
+        zq = float(norm.ppf(0.5 + level / 2.0))
+        cal = self.base.calibration
+        if cal is None:  # no fleet calibration: the spread inflated by the device's own scores
+            half = zq * self._inflation * sd
+            return m, -half, half
+        iv = self.base.predict_interval(a, self._probe_values[None], level)
+        fleet = (np.log(iv["lower"][:, 0] / iv["mean"][:, 0]),
+                 np.log(iv["upper"][:, 0] / iv["mean"][:, 0]))  # fmt: skip
+        q = conformal_quantile(self._scores, level)
+        w = own_weight(self._n_own, self.prior_strength) if np.isfinite(q) else 0.0
+        lo, hi = blend_offsets(fleet, (-q * sd, q * sd), w)
+        return m, lo, hi
+
+    def _log_scale(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(log mean, log centre, log-space standard deviation)`` implied by the interval at
+        the model's level (a Gaussian through its bounds)."""
+        m, lo, hi = self._log_bounds(a, self.level)
+        zq = float(norm.ppf(0.5 + self.level / 2.0))
+        return m, m + 0.5 * (lo + hi), np.maximum((hi - lo) / (2.0 * zq), 1e-9)
+
     def predict_dist(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(mean, std)`` in ms: the geometric-mean prediction and the delta-method spread
-        (inflated log-space predictive standard deviation)."""
-        m, v = self._posterior(X)
-        sd = self._inflation * np.sqrt(v + self._noise**2)
+        """``(mean, std)`` in ms: the geometric-mean prediction and the delta-method spread of
+        the calibrated interval at the model's level."""
+        m, _, sd = self._log_scale(self.space.check(X))
         mean = np.exp(m)
         return mean, mean * sd
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.predict_dist(X)[0]
+        m, _ = self._posterior(X)
+        return np.exp(m)
 
     def predict_interval(self, X: np.ndarray, level: float | None = None) -> dict[str, np.ndarray]:
         """``mean``, ``lower``, ``upper`` (central interval at ``level``, default the
-        model's) and ``scale`` (log-space standard deviation)."""
+        model's; see the module docstring) and ``scale`` (its log-space standard deviation)."""
         lv = self.level if level is None else float(level)
         if not 0.0 < lv < 1.0:
             raise InputError(f"interval level must be in (0, 1), got {level}")
-        m, v = self._posterior(X)
-        sd = self._inflation * np.sqrt(v + self._noise**2)
+        m, lo, hi = self._log_bounds(self.space.check(X), lv)
         zq = float(norm.ppf(0.5 + lv / 2.0))
-        return {"mean": np.exp(m), "lower": np.exp(m - zq * sd), "upper": np.exp(m + zq * sd),
-                "scale": sd}  # fmt: skip
+        return {"mean": np.exp(m), "lower": np.exp(m + lo), "upper": np.exp(m + hi),
+                "scale": (hi - lo) / (2.0 * zq)}  # fmt: skip
 
     def exceed_probability(self, X: np.ndarray, budget: Any) -> np.ndarray:
-        """Probability that the true latency exceeds ``budget`` (Gaussian in log space)."""
-        m, v = self._posterior(X)
-        sd = self._inflation * np.sqrt(v + self._noise**2)
-        b = np.broadcast_to(np.asarray(budget, dtype=float), m.shape)
-        return norm.sf((np.log(b) - m) / sd)
+        """Probability that the true latency exceeds ``budget`` (Gaussian in log space through
+        the calibrated interval's bounds at the model's level)."""
+        _, c, sd = self._log_scale(self.space.check(X))
+        b = np.broadcast_to(np.asarray(budget, dtype=float), c.shape)
+        return norm.sf((np.log(b) - c) / sd)
 
     def variance(self, X: np.ndarray) -> np.ndarray:
         """``n`` posterior variances of the correction (log units): what a measurement of
@@ -199,6 +247,8 @@ class FewShotLatency(Predictor):
             "scales": list(self._scales),
             "inflation": self._inflation,
             "archs": self._archs,
+            "scores": self._scores,
+            "n_own": self._n_own,
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -216,6 +266,8 @@ class FewShotLatency(Predictor):
         self._scales = tuple(float(x) for x in state["scales"])
         self._inflation = float(state["inflation"])
         self._archs = to_numpy(state["archs"]).astype(np.int64)
+        self._scores = to_numpy(state["scores"]).astype(float) if "scores" in state else np.zeros(0)
+        self._n_own = int(state.get("n_own", 0))
 
 
 def _inflation(z: np.ndarray, level: float) -> float:
@@ -259,6 +311,8 @@ def _fit_weights(
         "evidence": float(best[0]),
         "loo_r": (kinv @ r) / dg,
         "loo_z": (kinv @ r) / np.sqrt(dg),
+        "loo_var": 1.0 / dg,
+        "noise_var": noise,
     }
 
 
@@ -348,4 +402,4 @@ def active_fit(
     return model, a, y
 
 
-__all__ = ["ACQUISITIONS", "FewShotLatency", "active_fit", "next_designs"]
+__all__ = ["ACQUISITIONS", "DEFAULT_PRIOR_STRENGTH", "FewShotLatency", "active_fit", "next_designs"]
