@@ -43,7 +43,7 @@ from fleetnas.fleet.lease import (
     still_held,
 )
 from fleetnas.fleet.planner import ChunkOutput, PlanConfig, Planner, Task, fleet_tasks
-from fleetnas.fleet.session import check_lut_devices
+from fleetnas.fleet.session import check_priced_devices
 from fleetnas.fleet.tasks import seal_infeasible
 from fleetnas.store import Artifact, MeasurementBatch, Store
 
@@ -286,7 +286,7 @@ def plan_fleet(
             f"fleet {fleet.name!r} has no (device, budget) pairs: nothing to plan; give it "
             "devices with budgets"
         )
-    check_lut_devices([t.device for t in tasks], config.space, store)
+    check_priced_devices([t.device for t in tasks], config.space, store)
     header = _header(name, fleet, config)
     prior_wall = 0.0
     if old is not None and not fresh:

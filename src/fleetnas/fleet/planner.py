@@ -83,7 +83,7 @@ from fleetnas.fleet.session import (
     PlanContext,
     by_device,
     capture_writes,
-    check_lut_devices,
+    check_priced_devices,
     device_features,
     resolve_budgets,
     stored_reuses,
@@ -265,7 +265,7 @@ class FleetPlanner(Planner):
                     store.get_device(cfg.proxy)
                 except InputError as exc:
                     raise InputError(f"--proxy {cfg.proxy!r}: {exc}") from None
-        check_lut_devices([t.device for t in tasks], cfg.space, store)
+        check_priced_devices([t.device for t in tasks], cfg.space, store)
         probes = Approach1Config.n_probes
         measured = [t for t in tasks if t.device.measurer]
         cap = cfg.max_measurements  # None: Approach 1's own default, which leaves room

@@ -189,18 +189,18 @@ def open_measurer(ctx: PlanContext, device: Device, sink: list[dict[str, Any]]) 
     return capture_writes(measurer, sink)
 
 
-def check_lut_devices(devices: Sequence[Device], space: str, store: Any) -> None:
-    """Load the table of every device priced by a look-up table (``lut:NAME|FILE``) once: an
-    unknown name, a missing file or a table of another space than ``space`` is one
+def check_priced_devices(devices: Sequence[Device], space: str, store: Any) -> None:
+    """Load the model of every device priced by one (``lut:NAME|FILE``, ``predictor:NAME``)
+    once: an unknown name, a missing file or a model of another space than ``space`` is one
     :class:`InputError` naming the device, before a plan writes or runs anything."""
     from fleetnas.measure import get_measurer
     from fleetnas.spaces import get_space
 
     seen: set[str] = set()
     for dev in devices:
-        if dev.measurer_kind == "lut" and dev.name not in seen:
+        if dev.measurer_kind in ("lut", "predictor") and dev.name not in seen:
             seen.add(dev.name)
-            get_measurer(dev.measurer, store, dev).table(get_space(space))
+            get_measurer(dev.measurer, store, dev).model(get_space(space))
 
 
 class DeviceSessions:

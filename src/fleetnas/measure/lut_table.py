@@ -13,13 +13,13 @@ unknown name or a missing file is one :class:`~fleetnas.errors.InputError` namin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fleetnas.errors import InputError
-from fleetnas.measure.base import MEASURERS, MeasurementCost, Measurer, MeasureResult
+from fleetnas.measure.base import MEASURERS
+from fleetnas.measure.estimate import EstimateMeasurer
 
 if TYPE_CHECKING:
     from fleetnas.devices import Device
@@ -27,60 +27,23 @@ if TYPE_CHECKING:
     from fleetnas.store import Store
 
 
-class LUTMeasurer(Measurer):
+class LUTMeasurer(EstimateMeasurer):
     """Latency (ms) of designs as the sum of a look-up table's operators."""
 
     method = "lut"
-    metrics = ("latency",)
-    writes_to_store = False
-    estimated_metrics = frozenset({"latency"})
 
-    def __init__(self, device: Device, source: str, store: Store | None = None) -> None:
-        super().__init__(device, store=store, reuse=False)
-        self.source = source
-        self._luts: dict[str, Any] = {}
-        self._seen: dict[str, set[bytes]] = {}
+    def load(self, space: SearchSpace) -> Any:
+        from fleetnas.predict.lut import load_lut
+
+        what = f"device {self.device.name!r}: measurer lut:{self.source}"
+        return load_lut(self.store, space, self.source, what=what)
+
+    def price(self, model: Any, archs: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(archs), dtype=float)
 
     def table(self, space: SearchSpace) -> Any:
         """The fitted table predictor for ``space`` (loaded once per space)."""
-        if space.name not in self._luts:
-            from fleetnas.predict.lut import load_lut
-
-            what = f"device {self.device.name!r}: measurer lut:{self.source}"
-            self._luts[space.name] = load_lut(self.store, space, self.source, what=what)
-        return self._luts[space.name]
-
-    def check_identity(self) -> None:
-        self._identity_checked = True
-
-    def _measure(
-        self, space: SearchSpace, archs: np.ndarray, metrics: Sequence[str]
-    ) -> MeasureResult:
-        n = len(archs)
-        values = np.asarray(self.table(space).predict(archs), dtype=float)
-        seen = self._seen.setdefault(space.name, set())
-        rows = [a.tobytes() for a in archs]
-        priced = dict(zip(rows, values, strict=True))
-        new = [r for r in dict.fromkeys(rows) if r not in seen]
-        seen.update(new)
-        return MeasureResult(
-            archs=archs,
-            values={"latency": values},
-            units={"latency": "ms"},
-            cost=MeasurementCost(
-                measurements=len(new),
-                device_seconds=float(sum(priced[r] for r in new)) * 1e-3,
-                reused=n - len(new),
-            ),
-            is_estimate={"latency": True},
-            stats={"latency": {"n": np.ones(n, dtype=np.int64)}},
-        )
-
-    def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "lut": self.source}
-
-    def info(self) -> dict[str, Any]:
-        return {**super().info(), "lut": self.source}
+        return self.model(space)
 
 
 @MEASURERS.register("lut")

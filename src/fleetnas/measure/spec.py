@@ -3,7 +3,8 @@
 A spec is ``KIND`` or ``KIND:ARG``: ``table:DEVICE``, ``onnxruntime:threads=1,batch=1``,
 ``litert:threads=1,precision=int8``, ``openvino:threads=1,precision=fp32,hint=latency``,
 ``torch:threads=2``, ``agent:http://host:port``, ``sim:...``, ``lut:NAME|FILE`` (an operator
-look-up table, :mod:`fleetnas.measure.lut_table`). ``KIND`` names a factory registered
+look-up table, :mod:`fleetnas.measure.lut_table`), ``predictor:NAME`` (a device's own fitted
+latency predictor, :mod:`fleetnas.measure.fitted_predictor`). ``KIND`` names a factory registered
 in :data:`~fleetnas.measure.base.MEASURERS` with the signature::
 
     factory(arg: str, store: Store | None = None, device: Device | None = None, **options)
@@ -37,6 +38,7 @@ PLUGINS: dict[str, str] = {
     "ptable": "fleetnas.measure.precision_table",
     "bitfusion": "fleetnas.measure.bitfusion",
     "lut": "fleetnas.measure.lut_table",
+    "predictor": "fleetnas.measure.fitted_predictor",
     "onnxruntime": "fleetnas.measure.local",
     "torch": "fleetnas.measure.local",
     "litert": "fleetnas.measure.local",
