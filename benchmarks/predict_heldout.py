@@ -63,7 +63,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import RidgeCV
 
-from _common import environment, write_results
+from _common import STACKS, environment, stack_medians, write_results
 from fleetnas.data.help import read_archs, read_latencies, read_reference_indices
 from fleetnas.devices.catalog import help_devices
 from fleetnas.l2o.budget import DEFAULT_MARGIN
@@ -88,7 +88,6 @@ from predict_heldout_report import markdown
 from predictors import best_device_baseline, mlp_embed_baseline
 
 RESULTS = Path(__file__).resolve().parent / "results"
-STACKS = RESULTS / "stacks"
 HWNB = ("eyeriss", "fpga", "pixel3", "raspi4")
 NS = (10, 20, 30, 50)
 LEVEL = 0.9
@@ -152,28 +151,16 @@ class Data:
 
 
 def stack_targets(data: Data) -> dict[str, np.ndarray]:
-    """Latency vectors (NaN where unmeasured) of this machine's runtime stacks: every
-    exchange file (CSV/Parquet, long or wide) under ``benchmarks/results/stacks/`` with NB201
-    latencies; devices missing a probe design are skipped."""
-    from fleetnas.data.exchange import read_table
-
+    """Latency vectors (NaN where unmeasured) of this machine's runtime stacks: the NB201
+    medians of every exchange file under ``benchmarks/results/stacks/``
+    (:func:`_common.stack_medians`); devices missing a probe design are skipped."""
     out: dict[str, np.ndarray] = {}
-    if not STACKS.is_dir():
-        return out
-    for path in sorted(STACKS.iterdir()):
-        if path.suffix not in (".csv", ".parquet", ".pq"):
-            continue
-        frame = read_table(path, space="nb201")
-        frame = frame[(frame["space"] == "nb201") & (frame["metric"] == "latency")]
-        if "statistic" in frame:  # the stacks tables also hold each session's value
-            stats = set(frame["statistic"])
-            frame = frame[frame["statistic"] == ("median" if "median" in stats else "mean")]
-        for dev, part in frame.groupby("device"):
-            y = np.full(len(data.archs), np.nan)
-            a = data.space.parse_many(list(part["architecture"]))
-            y[[data.index[r.tobytes()] for r in a]] = part["value"].to_numpy(float)
-            if np.isfinite(y[data.ref]).all():
-                out[f"stack:{dev}"] = y
+    for dev, series in stack_medians("nb201", STACKS).items():
+        y = np.full(len(data.archs), np.nan)
+        a = data.space.parse_many(list(series.index))
+        y[[data.index[r.tobytes()] for r in a]] = series.to_numpy(float)
+        if np.isfinite(y[data.ref]).all():
+            out[f"stack:{dev}"] = y
     return out
 
 
