@@ -384,6 +384,7 @@ def report(args: argparse.Namespace) -> None:
     # Spearman between stacks, and with HELP's devices
     rho = table.rank().corr(method="pearson") if len(table) > 2 else pd.DataFrame()
     help_rho: dict[str, dict[str, float]] = {}
+    help_skipped = None
     try:  # over the designs HELP's table of the space holds (all of them where drawn from it)
         help_archs = space.format_many(read_archs(None, space.name)[1])
         pos = {t: i for i, t in enumerate(help_archs)}
@@ -395,7 +396,8 @@ def report(args: argparse.Namespace) -> None:
                 d: float(spearmanr(table.loc[shared, d], lat).statistic) for d in names
             }
     except FleetnasError as exc:
-        print(f"HELP comparison skipped: {exc}")
+        help_skipped = f"HELP comparison skipped: {exc}"
+        print(help_skipped)
     # int8 vs fp32 speed-up per stack family
     speedups = {}
     for d in names:
@@ -425,6 +427,7 @@ def report(args: argparse.Namespace) -> None:
         if len(rho)
         else {},
         "spearman_help": help_rho,
+        "spearman_help_skipped": help_skipped,
         "speedup_int8": speedups,
         "env": environment(data_dir=str(data_dir())),
         "loads": {
@@ -558,6 +561,8 @@ def render(p: dict[str, Any]) -> str:
         lines.append("|---" * (len(names) + 1) + "|")
         for dev, row in p["spearman_help"].items():
             lines.append(f"| {dev} | " + " | ".join(_f(row[n], ".2f") for n in names) + " |")
+    elif p.get("spearman_help_skipped"):
+        lines += ["", f"**{p['spearman_help_skipped']}** (set FLEETNAS_DATA_DIR)."]
     if p.get("figure"):
         lines += ["", f"![Spearman between stacks and with HELP](stacks/{p['figure']})"]
     lines += [
