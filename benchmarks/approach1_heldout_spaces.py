@@ -238,7 +238,12 @@ def markdown(res: dict[str, Any]) -> str:
         f"before, {env.get('load_after', ['?'])[0]} after. Python {env['python']}, NumPy "
         f"{env['numpy']}. Total {res.get('total_seconds', 0):.0f} s"
         + (" (**quick mode**: fewer targets, caps 5/10)" if res.get("quick") else "")
-        + ".",
+        + "."
+        + "".join(
+            f" Split(s) {', '.join(m['splits'])} of {', '.join(m['spaces'])} re-run later and "
+            f"merged ({m.get('seconds', 0):.0f} s, load {m['environment']['load_before'][0]})."
+            for m in res.get("merged", [])
+        ),
         "",
         "The protocol of `approach1_heldout.md` (NAS-Bench-201) on HELP's FBNet and "
         "OFA-MobileNetV3 tables. Each target is a user's device under a new name "
@@ -471,6 +476,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     previous = out.with_suffix(".json")
     old = json.loads(previous.read_text()) if args.splits and previous.exists() else None
+    if old is not None:  # a merge: the other spaces, the first run's machine and time stay
+        res = {**old, "spaces": dict(old["spaces"])}
+        res.setdefault("merged", []).append(
+            {"spaces": args.spaces, "splits": args.splits, "environment": environment()}
+        )
     for key in args.spaces:
         splits = [x for x in SPACE_SPLITS[key] if args.splits is None or x in args.splits]
         if old is not None and not splits:
@@ -486,8 +496,11 @@ def main(argv: list[str] | None = None) -> int:
                 for x in SPACE_SPLITS[key]
                 if x in res["spaces"][key]["splits"] or x in kept
             }
-    res["environment"]["load_after"] = load_average()
-    res["total_seconds"] = time.perf_counter() - t0
+    if old is None:
+        res["environment"]["load_after"] = load_average()
+        res["total_seconds"] = time.perf_counter() - t0
+    else:
+        res["merged"][-1]["seconds"] = time.perf_counter() - t0
     write_results(out, res, markdown(res), default=_json_default)
     print(f"wrote {out.with_suffix('.json')} and .md", flush=True)
     return 0
