@@ -4,10 +4,9 @@ The table is one that ``fleetnas predict lut`` measured on the device (stored un
 the file its ``--out`` wrote), or a published one (``pixel1``, ``note10`` after ``fleetnas data
 import ofa``; ProxylessNAS's ``mobile_trim.yaml`` as a file). A design's latency is the sum of
 its operators (:mod:`fleetnas.predict.lut`), so a plan can treat a device whose operators were
-measured once as measurable without running a whole network again. Values are estimates and
-are never written to the store; a lookup is charged like ``table:DEVICE`` (one measurement per
-distinct design in the session, its priced latency as device seconds), so plans report the
-same counts as on the device itself. A table of another space than the one asked for, an
+measured once as measurable without running a whole network again. Values are estimates,
+never written to the store and charged like ``table:DEVICE``
+(:mod:`fleetnas.measure.estimate`). A table of another space than the one asked for, an
 unknown name or a missing file is one :class:`~fleetnas.errors.InputError` naming the source.
 """
 
@@ -40,10 +39,6 @@ class LUTMeasurer(EstimateMeasurer):
 
     def price(self, model: Any, archs: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict(archs), dtype=float)
-
-    def table(self, space: SearchSpace) -> Any:
-        """The fitted table predictor for ``space`` (loaded once per space)."""
-        return self.model(space)
 
 
 @MEASURERS.register("lut")
