@@ -332,9 +332,9 @@ def main() -> None:
         },
         "apq": {
             "approach1": apq_rows,
-            "approach2": "not run: no optimizer network is trained for the 131-decision APQ "
-            "space here (training one is the l2o pipeline's job, hours on this shared 2-core "
-            "machine); Approach 1 (calibrated proxy + verification) only",
+            "approach2": "not run in this script: Approach 2 on APQ's space (an optimizer "
+            "network trained on synthetic bit-flexible accelerators, BitFusion held out) is "
+            "benchmarks/apq_l2o.py, results in apq_l2o.md",
         },
         "wall_s": time.perf_counter() - t_all,
     }
