@@ -36,7 +36,7 @@ def test_signal_stops_workers_and_keeps_what_is_done(help_only, small_fleet, sig
         workers = children(proc.pid)
         wait_until(lambda: rows(help_only, "select count(*) from plans") >= 2, proc, 240)
         os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
-        err = proc.communicate(timeout=60)[1]
+        err = proc.communicate(timeout=150)[1]  # a loaded CI core is slow to unwind
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
