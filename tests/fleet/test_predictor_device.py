@@ -85,6 +85,7 @@ def test_plan_prices_a_device_by_its_fitted_predictor(fitted, tmp_path, capsys):
     [
         ("predictor:nope", "no stored latency predictor 'nope'"),
         (f"predictor:{NAME},bound=max", "bound='max' is not one of mean, upper"),
+        ("predictor:nb201/device-aware", "is a fleet predictor that needs a device's probe"),
     ],
 )
 def test_a_bad_predictor_is_one_line_exit_2_and_plans_nothing(

@@ -246,8 +246,9 @@ class FleetPlanner(Planner):
     def check_inputs(self, tasks: Sequence[Task]) -> None:
         """Refuse up front (:class:`InputError`, one line naming the root cause) what would
         fail every entry alike: a store without data for the space, an unknown ``--proxy``,
-        a device's look-up table (``lut:NAME|FILE``) that is unknown or of another space, a
-        measurement cap that leaves Approach 1 no room after its probe measurements."""
+        a device's look-up table or fitted predictor (``lut:NAME|FILE``, ``predictor:NAME``)
+        that is unknown or of another space, a measurement cap that leaves Approach 1 no room
+        after its probe measurements."""
         from fleetnas.proxy import Approach1Config
 
         cfg, store = self.config, self._store

@@ -194,11 +194,12 @@ def check_priced_devices(devices: Sequence[Device], space: str, store: Any) -> N
     once: an unknown name, a missing file or a model of another space than ``space`` is one
     :class:`InputError` naming the device, before a plan writes or runs anything."""
     from fleetnas.measure import get_measurer
+    from fleetnas.measure.estimate import ESTIMATE_KINDS
     from fleetnas.spaces import get_space
 
     seen: set[str] = set()
     for dev in devices:
-        if dev.measurer_kind in ("lut", "predictor") and dev.name not in seen:
+        if dev.measurer_kind in ESTIMATE_KINDS and dev.name not in seen:
             seen.add(dev.name)
             get_measurer(dev.measurer, store, dev).model(get_space(space))
 

@@ -18,6 +18,9 @@ import numpy as np
 
 from fleetnas.measure.base import MeasurementCost, Measurer, MeasureResult
 
+#: Measurer kinds built on :class:`EstimateMeasurer` (their models load before a plan runs).
+ESTIMATE_KINDS = frozenset({"lut", "predictor"})
+
 if TYPE_CHECKING:
     from fleetnas.devices import Device
     from fleetnas.spaces import SearchSpace
@@ -85,4 +88,4 @@ class EstimateMeasurer(Measurer):
         return {**super().info(), self.method: self.source}
 
 
-__all__ = ["EstimateMeasurer"]
+__all__ = ["ESTIMATE_KINDS", "EstimateMeasurer"]

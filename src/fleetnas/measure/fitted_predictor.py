@@ -7,7 +7,8 @@ running a network on it. ``bound=mean`` (default) prices a design at the predict
 ``bound=upper`` at the upper end of the model's interval (its fitted level, 90 % by default),
 so budgets the plan meets on the predictor hold on the device with about that probability.
 Values are estimates, charged like ``table:DEVICE`` (:mod:`fleetnas.measure.estimate`). An
-unknown name, a predictor of another space or an unknown bound is one
+unknown name, a predictor of another space, a fleet predictor (it needs probe values) or an
+unknown bound is one
 :class:`~fleetnas.errors.InputError` naming the device and the source.
 """
 
@@ -56,6 +57,14 @@ class FittedPredictorMeasurer(EstimateMeasurer):
             ) from None
         except FleetnasError as exc:
             raise InputError(f"{what}: {exc}") from None
+        from fleetnas.predict.device_aware import DeviceAwarePredictor
+
+        if isinstance(model, DeviceAwarePredictor):
+            raise InputError(
+                f"{what}: {self.source!r} is a fleet predictor that needs a device's probe "
+                "values; name the device's own model (fleetnas predict fit stores "
+                f"DEVICE/{space.name}/latency)"
+            )
         if self.bound == "upper" and not hasattr(model, "predict_interval"):
             raise InputError(f"{what}: {type(model).__name__} has no interval for bound=upper")
         return model
