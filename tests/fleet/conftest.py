@@ -123,3 +123,18 @@ def _blind() -> FleetDevice:
 
     feats = catalog_features("pixel3")
     return FleetDevice(Device("blind-phone", "mobile_cpu", feats, measurer=None), budgets(9, 14))
+
+
+@pytest.fixture
+def one_device_fleet(tmp_path: Path) -> Callable[[str, float], Path]:
+    """``make(measurer, budget_ms)``: a fleet file with one device ``phone`` measured by
+    ``measurer`` under one latency budget."""
+    import yaml
+
+    def make(measurer: str, budget: float) -> Path:
+        path = tmp_path / "fleet.yaml"
+        doc = {"devices": [{"name": "phone", "measurer": measurer, "budgets": [budget]}]}
+        path.write_text(yaml.safe_dump(doc))
+        return path
+
+    return make

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from fleetnas.cli.main import main
 from fleetnas.devices import Device
@@ -40,13 +39,6 @@ def lut_store(tmp_path: Path, capsys) -> tuple[str, Path]:
     return db, out
 
 
-def _fleet(tmp_path: Path, measurer: str, budget: float) -> Path:
-    path = tmp_path / "fleet.yaml"
-    doc = {"devices": [{"name": "phone", "measurer": measurer, "budgets": [budget]}]}
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
 def test_the_lut_measurer_prices_designs_as_the_tables_sum(lut_store):
     db, out = lut_store
     sp = get_space("ofa_mbv3")
@@ -63,12 +55,12 @@ def test_the_lut_measurer_prices_designs_as_the_tables_sum(lut_store):
     assert res.is_estimate["latency"] and res.cost.measurements == 5 and res.cost.reused == 2
 
 
-def test_plan_uses_a_lut_file_as_the_devices_latency(lut_store, tmp_path, capsys):
+def test_plan_uses_a_lut_file_as_the_devices_latency(lut_store, tmp_path, capsys, one_device_fleet):
     db, out = lut_store
     sp = get_space("ofa_mbv3")
     lut = OFALatencyLUT.from_file(out)
     budget = float(np.quantile(lut.predict(sp.sample(200, 0)), 0.5))
-    fleet = _fleet(tmp_path, f"lut:{out}", round(budget, 3))
+    fleet = one_device_fleet(f"lut:{out}", round(budget, 3))
     plan = tmp_path / "plan.json"
     args = ["plan", str(fleet), "--space", "ofa_mbv3", "--approach", "proxy"]
     args += ["--executor", "serial", "--db", db, "--out", str(plan), "--json"]
@@ -91,7 +83,7 @@ def test_plan_uses_a_lut_file_as_the_devices_latency(lut_store, tmp_path, capsys
     ],
 )
 def test_a_bad_lut_source_is_one_line_exit_2_and_plans_nothing(
-    lut_store, tmp_path, capsys, source, needle
+    lut_store, tmp_path, capsys, source, needle, one_device_fleet
 ):
     db, _ = lut_store
     proxyless = tmp_path / "px.json"
@@ -99,7 +91,7 @@ def test_a_bad_lut_source_is_one_line_exit_2_and_plans_nothing(
         "count": 1, "mean": 1.0, "std": 0.0}}}}  # fmt: skip
     proxyless.write_text(json.dumps(px))
     spec = source.format(missing=tmp_path / "missing.yaml", proxyless=proxyless)
-    fleet = _fleet(tmp_path, spec, 10.0)
+    fleet = one_device_fleet(spec, 10.0)
     plan = tmp_path / "plan.json"
     with open_store(db) as store:
         before = store.counts(), len(store.list_runs())

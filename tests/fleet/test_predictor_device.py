@@ -5,11 +5,9 @@ end to end, and the one-line refusals of an unknown predictor or bound."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from fleetnas.cli.main import main
 from fleetnas.devices import Device
@@ -39,13 +37,6 @@ def fitted(data_dir, tmp_path_factory) -> str:
     return db
 
 
-def _fleet(tmp_path: Path, measurer: str, budget: float) -> Path:
-    path = tmp_path / "fleet.yaml"
-    doc = {"devices": [{"name": "phone", "measurer": measurer, "budgets": [budget]}]}
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
 def test_the_predictor_measurer_prices_designs_by_the_fitted_model(fitted):
     sp = get_space("nb201")
     x = sp.sample(5, 1)
@@ -63,14 +54,14 @@ def test_the_predictor_measurer_prices_designs_by_the_fitted_model(fitted):
     assert res.is_estimate["latency"] and res.cost.measurements == 5 and res.cost.reused == 2
 
 
-def test_plan_prices_a_device_by_its_fitted_predictor(fitted, tmp_path, capsys):
+def test_plan_prices_a_device_by_its_fitted_predictor(fitted, tmp_path, capsys, one_device_fleet):
     sp = get_space("nb201")
     with open_store(fitted) as store:
         model = Persistable.load(store, NAME, sp)
     spec = f"predictor:{NAME},bound=upper"
     budget = round(float(np.quantile(model.predict_interval(sp.sample(300, 0))["upper"], 0.5)), 3)
     plan = tmp_path / "plan.json"
-    args = ["plan", str(_fleet(tmp_path, spec, budget)), "--space", "nb201", "--approach", "proxy"]
+    args = ["plan", str(one_device_fleet(spec, budget)), "--space", "nb201", "--approach", "proxy"]
     assert main([*args, "--executor", "serial", "--db", fitted, "--out", str(plan), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["summary"]["ok"] == 1
     (entry,) = json.loads(plan.read_text())["devices"]
@@ -89,12 +80,12 @@ def test_plan_prices_a_device_by_its_fitted_predictor(fitted, tmp_path, capsys):
     ],
 )
 def test_a_bad_predictor_is_one_line_exit_2_and_plans_nothing(
-    fitted, tmp_path, capsys, spec, needle
+    fitted, tmp_path, capsys, spec, needle, one_device_fleet
 ):
     plan = tmp_path / "plan.json"
     with open_store(fitted) as store:
         before = store.counts(), len(store.list_runs())
-    args = ["plan", str(_fleet(tmp_path, spec, 1.0)), "--space", "nb201", "--approach", "proxy"]
+    args = ["plan", str(one_device_fleet(spec, 1.0)), "--space", "nb201", "--approach", "proxy"]
     assert main([*args, "--executor", "serial", "--db", fitted, "--out", str(plan)]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
