@@ -1,7 +1,9 @@
 """Budget decisions on one target's predictions, for ``predict_heldout.py``: the network alone's
-rule (the most accurate design whose safe bound meets the budget) and the hybrid (that proposal
-verified on the target by the library's own verification, :func:`fleetnas.proxy.verify_candidates`
-over :func:`fleetnas.l2o.budget.candidate_list`, the target's table as its measurer).
+rule (the most accurate design whose safe bound meets the budget) and two hybrids that verify
+that proposal on the target with the library's own verifications, the target's table as its
+measurer: bisection (:func:`fleetnas.proxy.verify_candidates` over
+:func:`fleetnas.l2o.budget.candidate_list`) and expected improvement under the calibrated
+interval (:func:`fleetnas.proxy.verify_by_improvement`).
 
 Regret = best true accuracy among the designs whose true latency meets the budget minus the
 true accuracy of the returned design; a returned design over budget is a violation.
@@ -9,12 +11,13 @@ true accuracy of the returned design; a returned design over budget is a violati
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from fleetnas.l2o.budget import candidate_list
-from fleetnas.proxy import ReplaySession, verify_candidates
+from fleetnas.proxy import ReplaySession, verify_by_improvement, verify_candidates
 from fleetnas.spaces import SearchSpace
 
 #: Budgets at these quantiles of the target's true latency.
@@ -26,6 +29,8 @@ HYBRID_CANDIDATES = 7
 #: margins (``log(bound / mean)``) under the budget enter the candidate list (an exhaustive
 #: search proposes the whole space; the optimizer network's proposals lie near the budget).
 HYBRID_WINDOWS = (1.0, 2.0, 4.0, float("inf"))
+#: Prior weights of "no local correction" of the expected-improvement hybrid tried on LHO.
+IMPROVEMENT_SHIFTS = (0.0, 1.0, 3.0)
 
 
 def budgets(y: np.ndarray) -> list[tuple[int, float]]:
@@ -96,17 +101,54 @@ def hybrid_rule(
             space, archs[rows], session, b, accuracy=acc[rows], proxy_latency=mean[rows],
             max_measurements=max_measurements, start=start, phase="hybrid",
         )  # fmt: skip
-        row: dict[str, Any] = {"q": q, "measurements": int(session.n_new), "found": bool(sel.ok)}
-        if sel.ok:
-            i = int(rows[sel.index])
-            row |= {
-                "violation": bool(y[i] > b),
-                "regret": max(0.0, _true_best(acc, y, b) - float(acc[i])),
-            }
-        else:
-            row |= {"violation": False, "regret": None}
-        out.append(row)
+        out.append(_decision(q, b, acc, y, session, rows, sel))
     return {"per_budget": out}
+
+
+def improvement_rule(
+    space: SearchSpace,
+    archs: np.ndarray,
+    acc: np.ndarray,
+    y: np.ndarray,
+    mean: np.ndarray,
+    bound: np.ndarray,
+    scale: np.ndarray,
+    score_cdf: Callable[[np.ndarray], np.ndarray],
+    device: str,
+    shift: float,
+    max_measurements: int = HYBRID_MEASUREMENTS,
+) -> dict[str, Any]:
+    """The expected-improvement hybrid per budget quantile: the network alone's proposal first
+    (the most accurate design whose safe ``bound`` meets the budget), then
+    ``verify_by_improvement`` over every design the target has a value for (``scale`` and
+    ``score_cdf``: the calibrated interval), at most ``max_measurements`` on a fresh replay."""
+    ok = np.flatnonzero(np.isfinite(y))
+    out = []
+    for q, b in budgets(y):
+        safe = ok[bound[ok] <= b]
+        start = int(np.argmax(np.where(bound[ok] <= b, acc[ok], -np.inf))) if len(safe) else None
+        session = ReplaySession(space, device, y, archs=archs)
+        sel = verify_by_improvement(
+            space, archs[ok], session, b, acc[ok], mean[ok], scale[ok], score_cdf,
+            max_measurements=max_measurements, start=start, shift=shift,
+        )  # fmt: skip
+        out.append(_decision(q, b, acc, y, session, ok, sel))
+    return {"per_budget": out}
+
+
+def _decision(
+    q: int, b: float, acc: np.ndarray, y: np.ndarray, session: Any, rows: np.ndarray, sel: Any
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"q": q, "measurements": int(session.n_new), "found": bool(sel.ok)}
+    if sel.ok:
+        i = int(rows[sel.index])
+        row |= {
+            "violation": bool(y[i] > b),
+            "regret": max(0.0, _true_best(acc, y, b) - float(acc[i])),
+        }
+    else:
+        row |= {"violation": False, "regret": None}
+    return row
 
 
 def summarize_rule(per_budget: list[dict[str, Any]]) -> dict[str, Any]:
@@ -132,4 +174,13 @@ def summarize_rule(per_budget: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["BUDGET_Q", "HYBRID_WINDOWS", "budget_rule", "budgets", "hybrid_rule", "summarize_rule"]
+__all__ = [
+    "BUDGET_Q",
+    "HYBRID_WINDOWS",
+    "IMPROVEMENT_SHIFTS",
+    "budget_rule",
+    "budgets",
+    "hybrid_rule",
+    "improvement_rule",
+    "summarize_rule",
+]

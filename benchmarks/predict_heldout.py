@@ -41,9 +41,12 @@ predicted latency meets the budget, over the whole space (an exhaustive search o
 predictions stands in for the optimizer network: it isolates what the margin does), with the
 old fleet-wide margin (0.5 log-std, ``DEFAULT_MARGIN``) and with the interval margin
 (``max_violation`` chosen on LHO); violation = true latency over budget; regret in accuracy
-points against the best truly feasible design. The hybrid (``predict_decisions.hybrid_rule``):
-that proposal verified on the target with at most 3 real measurements by the library's
-``verify_candidates`` (proposal window chosen on LHO). Markdown: ``predict_heldout_report.py``.
+points against the best truly feasible design. Two hybrids verify that proposal on the target
+with at most 3 real measurements: bisection (``predict_decisions.hybrid_rule``, the library's
+``verify_candidates``, proposal window chosen on LHO) and expected improvement
+(``predict_decisions.improvement_rule``, the library's ``verify_by_improvement``, shift chosen on
+LHO); which of the two is "the hybrid" is chosen on LHO too. Markdown:
+``predict_heldout_report.py``.
 
 Run: ``PYTHONPATH=src .venv/bin/python benchmarks/predict_heldout.py`` (5-30 minutes on
 the shared 2-core machine, depending on its load; ``--quick`` for a smoke run). Results:
@@ -80,8 +83,10 @@ from predict_decisions import (
     HYBRID_CANDIDATES,
     HYBRID_MEASUREMENTS,
     HYBRID_WINDOWS,
+    IMPROVEMENT_SHIFTS,
     budget_rule,
     hybrid_rule,
+    improvement_rule,
     summarize_rule,
 )
 from predict_heldout_report import markdown
@@ -262,13 +267,23 @@ def probes_eval(
     for v in MAX_VIOLATIONS:
         bounds[v] = mean * np.exp(float(cal.quantile(1.0 - v)) * s)
     out["budget_old_margin"] = budget_rule(data.acc, y, old)
-    out["budget_interval"], out["budget_hybrid"] = {}, {}
+    out["budget_interval"], out["budget_hybrid"], out["budget_improvement"] = {}, {}, {}
+
+    def cdf(u: np.ndarray) -> np.ndarray:
+        return 1.0 - cal.exceed(u)
+
     for v, bnd in bounds.items():
         p_ex = cal.exceed(np.log(bnd / mean) / s)
         out["budget_interval"][v] = budget_rule(data.acc, y, bnd, p_ex)
         out["budget_hybrid"][v] = {
             w: hybrid_rule(data.space, data.archs, data.acc, y, mean, bnd, "target", w)
             for w in HYBRID_WINDOWS
+        }
+        out["budget_improvement"][v] = {
+            sh: improvement_rule(
+                data.space, data.archs, data.acc, y, mean, bnd, s, cdf, "target", sh
+            )
+            for sh in IMPROVEMENT_SHIFTS
         }
     pred.set_calibration(None)
     return out
@@ -418,6 +433,23 @@ def choose(data: Data, lho: dict[str, Any], args: argparse.Namespace) -> dict[st
     window = min(
         HYBRID_WINDOWS, key=lambda w: (hyb_rows[w]["violations"], hyb_rows[w]["regret_mean"], w)
     )
+    # expected-improvement hybrid: the shift the same way; then the hybrid rule itself
+    imp_rows = {
+        sh: summarize_rule(
+            [
+                row
+                for r in per_target.values()
+                for row in r["budget_improvement"][mv][sh]["per_budget"]
+            ]
+        )
+        for sh in IMPROVEMENT_SHIFTS
+    }
+    shift = min(
+        IMPROVEMENT_SHIFTS,
+        key=lambda sh: (imp_rows[sh]["violations"], imp_rows[sh]["regret_mean"], sh),
+    )
+    rule_rows = {"bisection": hyb_rows[window], "improvement": imp_rows[shift]}
+    rule = min(rule_rows, key=lambda k: (rule_rows[k]["violations"], rule_rows[k]["regret_mean"]))
     return {
         "beta": beta,
         "max_violation": mv,
@@ -433,6 +465,9 @@ def choose(data: Data, lho: dict[str, Any], args: argparse.Namespace) -> dict[st
         },
         "hybrid_window": window,
         "lho_hybrid": {str(w): r for w, r in hyb_rows.items()},
+        "improvement_shift": shift,
+        "lho_improvement": {str(sh): r for sh, r in imp_rows.items()},
+        "hybrid_rule": rule,
         "acquisition_spearman": {a: float(np.mean(v)) for a, v in acq_rows.items()},
         "acquisition_devices": sample,
         "strength_coverage": strength_rows,
@@ -475,6 +510,7 @@ def reported_split(
 
 def summarize(targets: dict[str, Any], chosen: dict[str, Any]) -> dict[str, Any]:
     acq, mv, hw = chosen["acquisition"], chosen["max_violation"], chosen["hybrid_window"]
+    sh = chosen["improvement_shift"]
     rows = list(targets.values())
 
     def mean(f) -> float:
@@ -504,9 +540,11 @@ def summarize(targets: dict[str, Any], chosen: dict[str, Any]) -> dict[str, Any]
     for key, get in (
         ("old_margin", lambda r: r["probes"]["budget_old_margin"]["per_budget"]),
         ("interval", lambda r: r["probes"]["budget_interval"][mv]["per_budget"]),
-        ("hybrid", lambda r: r["probes"]["budget_hybrid"][mv][hw]["per_budget"]),
+        ("hybrid_bisection", lambda r: r["probes"]["budget_hybrid"][mv][hw]["per_budget"]),
+        ("hybrid_improvement", lambda r: r["probes"]["budget_improvement"][mv][sh]["per_budget"]),
     ):
         out[f"budget_{key}"] = summarize_rule([b for r in rows for b in get(r)])
+    out["budget_hybrid"] = out[f"budget_hybrid_{chosen['hybrid_rule']}"]
     return out
 
 

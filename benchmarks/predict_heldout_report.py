@@ -21,12 +21,21 @@ def _decision_rows(s: dict[str, Any], ch: dict[str, Any]) -> list[str]:
         ("budget_old_margin", f"network alone, fleet-wide {DEFAULT_MARGIN} log-std"),
         ("budget_interval", f"network alone, interval max_violation {ch['max_violation']}"),
         (
-            "budget_hybrid",
-            f"hybrid: that proposal + <= {ch['hybrid_measurements']} verified "
+            "budget_hybrid_bisection",
+            f"hybrid, bisection: that proposal + <= {ch['hybrid_measurements']} verified "
             f"(window {ch['hybrid_window']})",
         ),
+        (
+            "budget_hybrid_improvement",
+            f"hybrid, expected improvement: that proposal + <= {ch['hybrid_measurements']} "
+            f"verified (shift {ch['improvement_shift']})",
+        ),
     ):
+        if key not in s:
+            continue
         b = s[key]
+        if key == f"budget_hybrid_{ch.get('hybrid_rule')}":
+            label = f"**{label}** (the hybrid, chosen on LHO)"
         ms = (
             f"{b['measurements_mean']:.2f} / {b['measurements_max']}"
             if "measurements_mean" in b
@@ -135,6 +144,24 @@ def _choice(ch: dict[str, Any], ns: tuple[int, ...]) -> list[str]:
             f"| {w} | {100 * h['violations']:.1f} % | {h['not_found']} | "
             f"{_f(h['regret_mean'])} | {_f(h['regret_q10'])} | {_f(h.get('measurements_mean'))} |"
         )
+    if "lho_improvement" in ch:
+        lines += [
+            "",
+            f"Expected-improvement hybrid (max_violation {ch['max_violation']}; shift = prior "
+            "weight of 'no local correction'; chosen: fewest violations, then least mean "
+            f"regret): shift {ch['improvement_shift']}. The hybrid rule chosen the same way "
+            f"between the two: **{ch['hybrid_rule']}**.",
+            "",
+            "| shift | violations | not found | regret mean pp | regret q10 pp "
+            "| measurements mean |",
+            "|---|---|---|---|---|---|",
+        ]
+        for sh, h in ch["lho_improvement"].items():
+            lines.append(
+                f"| {sh} | {100 * h['violations']:.1f} % | {h['not_found']} | "
+                f"{_f(h['regret_mean'])} | {_f(h['regret_q10'])} | "
+                f"{_f(h.get('measurements_mean'))} |"
+            )
     lines += [
         "",
         "Acquisition, mean Spearman over N = "
@@ -180,11 +207,15 @@ def markdown(res: dict[str, Any]) -> str:
         "",
         "Few-shot interval: the fleet's split-conformal interval (calibrated on held-out "
         "devices) blended with cross-conformal intervals on the device's own measurements "
-        "(`fleetnas.predict.conformal`). Hybrid: the network alone's proposal with the interval "
-        f"margin, verified by `fleetnas.proxy.verify_candidates` on up to "
-        f"{ch['hybrid_measurements']} of {ch['hybrid_candidates']} candidates from "
-        "`fleetnas.l2o.budget.candidate_list` (the target's table as its measurer); a budget "
-        "no measured candidate meets is 'no design found', never returned.",
+        "(`fleetnas.predict.conformal`). Hybrids: the network alone's proposal with the "
+        "interval margin, then at most "
+        f"{ch['hybrid_measurements']} measurements on the target (its table as the measurer). "
+        "Bisection: `fleetnas.proxy.verify_candidates` over "
+        f"{ch['hybrid_candidates']} candidates from `fleetnas.l2o.budget.candidate_list`. "
+        "Expected improvement: `fleetnas.proxy.verify_by_improvement` measures next the design "
+        "with the largest (accuracy gain) x P(meets the budget) under the calibrated interval, "
+        "shifted by the residuals of nearby measured designs. A budget no measured design "
+        "meets is 'no design found', never returned.",
         "",
         "Targets (issue): Spearman >= 0.85 with the probes, >= 0.93 with 50 active, ±10 % share "
         ">= 0.6 at 50, coverage 90 ± 5 at every N; network alone <= 5 % violations; hybrid 0 "

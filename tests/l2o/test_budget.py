@@ -128,3 +128,34 @@ def test_interval_margin_and_violation_probability(toy, trained, calibrated):
     assert old.info["max_violation"] is None and old.p_violation is not None
     with pytest.raises(InputError, match="max_violation"):
         for_budget(calibrated, dev, budgets, max_violation=1.5)
+
+
+def test_hybrid_rules_auto_improvement_and_errors(toy, trained, calibrated, help_store):
+    """With a calibrated latency network ``auto`` verifies by expected improvement; both rules
+    keep the guarantee and the cap; impossible choices are one clear error."""
+    from fleetnas.l2o.budget import hybrid_rule_for
+    from fleetnas.measure import get_measurer
+
+    assert hybrid_rule_for(calibrated.objective, "auto", energy=False) == "improvement"
+    assert hybrid_rule_for(calibrated.objective, "auto", energy=True) == "bisection"
+    assert hybrid_rule_for(trained.objective, "auto", energy=False) == "bisection"
+    name = "pixel3"
+    space = toy.space
+    probes = stored_values(help_store, space, name, toy.probes)
+    dev = DeviceSet([name], probes=probes[None])
+    all_lat = stored_values(help_store, space, name, toy.all_archs)
+    budgets = np.quantile(all_lat, [0.1, 0.5, 0.9])
+    for rule in ("improvement", "bisection"):
+        measurers = [get_measurer(f"table:{name}", help_store) for _ in budgets]
+        res = for_budget_verified(
+            calibrated, dev.take([0] * len(budgets)), budgets, measurers, max_measurements=3,
+            rule=rule,
+        )  # fmt: skip
+        assert np.all(res.measurements <= 3) and res.feasible.any()
+        true = stored_values(help_store, space, name, res.archs)
+        assert np.all(true[res.feasible] <= budgets[res.feasible])
+    m = [get_measurer(f"table:{name}", help_store)]
+    with pytest.raises(InputError, match="interval calibration"):
+        for_budget_verified(trained, dev, budgets[:1], m, rule="improvement")
+    with pytest.raises(InputError, match="unknown hybrid rule"):
+        for_budget_verified(calibrated, dev, budgets[:1], m, rule="gallop")

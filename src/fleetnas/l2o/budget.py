@@ -23,9 +23,15 @@ the most accurate by the accuracy predictor is returned. With an energy budget t
 runs along a few directions of the ``(λ1, λ2)`` plane (``energy_shares``: the share of ``t`` on
 energy) and the most accurate accepted design over all of them wins.
 
-With a measurer (:func:`for_budget_verified`): the network's proposals along ``t`` become an
-ordered candidate list that Approach 1's verified selection bisects with real measurements, so the
-returned design never exceeds the budget by measurement.
+With a measurer (:func:`for_budget_verified`): the network's proposals along ``t`` become
+candidates that real measurements verify, so the returned design never exceeds the budget by
+measurement. Two rules spend the measurements: ``"bisection"`` (Approach 1's verified bisection
+over an ordered candidate list, :func:`fleetnas.proxy.verify_candidates`) and ``"improvement"``
+(the largest expected accuracy gain under the latency predictor's calibrated interval,
+:func:`fleetnas.proxy.verify_by_improvement`; it needs an interval calibration). ``"auto"``
+takes ``"improvement"`` where the predictor is calibrated and there is no energy budget: on the
+held-out splits of ``benchmarks/predict_heldout.py`` it halves the regret of bisection at the
+same 3 measurements.
 """
 
 from __future__ import annotations
@@ -97,6 +103,28 @@ def _budget_array(b: Any, n: int, what: str) -> np.ndarray | None:
 
 def _calibrated(latency: Any) -> bool:
     return getattr(latency, "calibration", None) is not None
+
+
+#: How the hybrid mode spends its measurements (see the module docstring).
+HYBRID_RULES = ("auto", "bisection", "improvement")
+
+
+def hybrid_rule_for(obj: PredictedObjective, rule: str, energy: bool) -> str:
+    """The concrete rule ``"auto"`` stands for, or one clear error for an impossible choice."""
+    if rule not in HYBRID_RULES:
+        raise InputError(f"unknown hybrid rule {rule!r}; expected one of {', '.join(HYBRID_RULES)}")
+    if rule == "auto":
+        return "improvement" if _calibrated(obj.latency) and not energy else "bisection"
+    if rule == "improvement" and energy:
+        raise InputError(
+            "the 'improvement' hybrid rule verifies latency budgets only; use 'bisection'"
+        )
+    if rule == "improvement" and not _calibrated(obj.latency):
+        raise InputError(
+            "the 'improvement' hybrid rule needs a latency predictor with an interval calibration "
+            "(fleetnas.predict.interval); use 'bisection'"
+        )
+    return rule
 
 
 def violation_probability(
@@ -393,9 +421,12 @@ def for_budget_verified(
     iters: int = 12,
     energy_mj: Any = None,
     energy_shares: Sequence[float] = (0.25, 0.5, 0.75),
+    rule: str = "auto",
 ) -> BudgetResult:
-    """Hybrid mode: the network's proposals, verified by Approach 1's bisection with at most
-    ``max_measurements`` real measurements per device (:func:`fleetnas.proxy.verify_candidates`).
+    """Hybrid mode: the network's proposals, verified with at most ``max_measurements`` real
+    measurements per device, by ``rule`` (:data:`HYBRID_RULES`; the module docstring says what
+    each does; ``"auto"``: ``"improvement"`` where the latency predictor is calibrated and there
+    is no energy budget, else ``"bisection"``).
     With ``energy_mj`` each device also has an energy budget (eq. 7): proposals come from every
     direction of ``energy_shares``, and a design is accepted only when both measured values
     meet their budgets.
@@ -403,7 +434,8 @@ def for_budget_verified(
     ``sessions``: one :class:`fleetnas.proxy.TargetSession` or
     :class:`~fleetnas.measure.Measurer` per device. Proposals come from a grid of ``grid_size``
     values of ``t`` plus the no-measurement bisection's answer (:func:`for_budget` with
-    ``margin``); :func:`candidate_list` picks ``n_candidates`` of them. A design is returned as
+    ``margin``); bisection verifies the ``n_candidates`` :func:`candidate_list` picks of them,
+    expected improvement all of them, starting from that answer. A design is returned as
     feasible only when its *measured* latency meets the budget; where no measured candidate
     does, ``feasible`` is false and the row holds the fastest measured design (a violation that
     is reported, never returned as an answer).
@@ -426,11 +458,36 @@ def for_budget_verified(
         for s in sessions
     ]
     shares = (0.0,) if en_b is None else tuple(float(x) for x in energy_shares)
+    chosen = hybrid_rule_for(obj, rule, en_b is not None)
     with compute_threads(n):
         return _verified(
             optimizer, obj, dev, lat_b, sess, max_measurements, n_candidates, margin, grid_size,
-            t_max, iters, en_b, shares,
+            t_max, iters, en_b, shares, chosen,
         )  # fmt: skip
+
+
+def _improve(
+    optimizer: L2OOptimizer,
+    obj: PredictedObjective,
+    dev: DeviceSet,
+    i: int,
+    cand: np.ndarray,
+    acc: np.ndarray,
+    budget: float,
+    session: Any,
+    max_measurements: int,
+) -> Any:
+    """Expected-improvement verification of one device's proposals, starting from the most
+    accurate one whose calibrated safe bound meets the budget (else the likeliest feasible)."""
+    from fleetnas.proxy import verify_by_improvement
+
+    cal = obj.latency.calibration  # type: ignore[union-attr]
+    feats = obj.predictor_features(dev.take(np.full(len(cand), i)), "latency")
+    mean, s = obj.latency.log_scale(cand, feats, paired=True)  # type: ignore[union-attr]
+    return verify_by_improvement(
+        optimizer.space, cand, session, budget, acc, mean, s,
+        lambda u: 1.0 - cal.exceed(u), max_measurements=max_measurements, phase="l2o-hybrid",
+    )  # fmt: skip
 
 
 def _verified(
@@ -447,6 +504,7 @@ def _verified(
     iters: int,
     en_b: np.ndarray | None = None,
     shares: Sequence[float] = (0.0,),
+    rule: str = "bisection",
 ) -> BudgetResult:
     from fleetnas.proxy import verify_candidates
 
@@ -480,23 +538,26 @@ def _verified(
     feasible = np.zeros(n, dtype=bool)
     for i in range(n):
         uniq, first = np.unique(allp[i], axis=0, return_index=True)
-        idx, start = candidate_list(
-            acc[i, first], mean[i, first], bound[i, first], lat_b[i], n_candidates
-        )
-        cand = uniq[idx]
-        sel = verify_candidates(
-            optimizer.space,
-            cand,
-            sess[i],
-            float(lat_b[i]),
-            energy_budget=None if en_b is None else float(en_b[i]),
-            accuracy=acc[i, first][idx],
-            proxy_latency=mean[i, first][idx],
-            proxy_energy=None if energy is None else energy[i, first][idx],
-            max_measurements=max_measurements,
-            start=start,
-            phase="l2o-hybrid",
-        )
+        if rule == "improvement":
+            sel = _improve(optimizer, obj, dev, i, uniq, acc[i, first], float(lat_b[i]), sess[i],
+                           max_measurements)  # fmt: skip
+        else:
+            idx, start = candidate_list(
+                acc[i, first], mean[i, first], bound[i, first], lat_b[i], n_candidates
+            )
+            sel = verify_candidates(
+                optimizer.space,
+                uniq[idx],
+                sess[i],
+                float(lat_b[i]),
+                energy_budget=None if en_b is None else float(en_b[i]),
+                accuracy=acc[i, first][idx],
+                proxy_latency=mean[i, first][idx],
+                proxy_energy=None if energy is None else energy[i, first][idx],
+                max_measurements=max_measurements,
+                start=start,
+                phase="l2o-hybrid",
+            )
         sess[i].commit()
         spent[i] = sel.measurements
         if sel.arch is not None:
@@ -530,6 +591,7 @@ def _verified(
 
 __all__ = [
     "DEFAULT_MARGIN",
+    "HYBRID_RULES",
     "SPACE_MARGINS",
     "UNCALIBRATED_MARGIN",
     "BudgetResult",
@@ -537,5 +599,6 @@ __all__ = [
     "default_margin",
     "for_budget",
     "for_budget_verified",
+    "hybrid_rule_for",
     "violation_probability",
 ]

@@ -7,6 +7,8 @@
 - :func:`front_variant`: bisection along the proxy's Pareto front (reaches non-convex points);
 - :func:`verify_candidates`: verified selection over any candidate list ordered by predicted
   latency (the primitive fleet planning and Approach 2's hybrid mode call);
+  :func:`verify_by_improvement`: the same guarantee, spending the measurements where a calibrated
+  interval expects the largest accuracy gain;
 - :class:`ProxyPool`, :class:`ProxyBlend`: proxies with predictors, similarity from probes and
   spec features, registration of new proxies, partial tables (:class:`FilledTable`);
 - :class:`TargetModel`: the target's own model, the blend plus a GP residual fitted on
@@ -26,6 +28,7 @@ from fleetnas.proxy.fallback import (
 )
 from fleetnas.proxy.front import front_start, front_variant
 from fleetnas.proxy.guided import guided_search
+from fleetnas.proxy.improve import verify_by_improvement
 from fleetnas.proxy.monotonicity import (
     PairStats,
     device_pair_stats,
@@ -109,5 +112,6 @@ __all__ = [
     "plot_figure4",
     "spread_designs",
     "train_target_predictor",
+    "verify_by_improvement",
     "verify_candidates",
 ]
