@@ -32,9 +32,8 @@ from fleetnas.proxy.verify import (
     Selection,
     TraceStep,
     check_budgets,
-    choose_design,
     cost_mark,
-    spent_since,
+    measured_selection,
 )
 
 if TYPE_CHECKING:
@@ -116,15 +115,15 @@ def verify_by_improvement(
         best = acc[ok].max() if ok.any() else None
         gain = acc * p if best is None else np.maximum(acc - best, 0.0) * p
         gain[measured | lost] = -np.inf
-        if start is None and not trace:
+        if start is None:  # the default start: most accurate with P >= 0.9, else likeliest
             sure = np.flatnonzero((p >= 0.9) & ~measured & ~lost)
             start = int(sure[np.argmax(acc[sure])]) if len(sure) else int(np.argmax(p))
-        if trace or start is None or measured[start] or lost[start]:
+        if not trace and not (measured[start] or lost[start]):
+            pick, why = int(start), "start"
+        else:
             pick, why = int(np.argmax(gain)), "largest expected improvement"
             if not gain[pick] > 0:
                 break
-        else:
-            pick, why = int(start), "start"
         before = session.cost.measurements
         li, _ = session.measure_one(cand[pick])
         new = session.cost.measurements > before
@@ -154,20 +153,8 @@ def verify_by_improvement(
                 decision=decision,
             )
         )
-    pos = np.flatnonzero(measured)
-    i, status = choose_design(acc[pos], lat[pos], None, latency_budget, None)
-    if i < 0:
-        return Selection(None, "infeasible", np.nan, None, np.nan, trace=trace)
-    k = int(pos[i])
-    return Selection(
-        arch=cand[k].copy(),
-        status=status,
-        latency=float(lat[k]),
-        energy=None,
-        accuracy=float(acc[k]),
-        index=k,
-        trace=trace,
-        **spent_since(session, mark),
+    return measured_selection(
+        cand, measured, acc, lat, None, latency_budget, None, trace, session, mark
     )
 
 

@@ -303,14 +303,30 @@ def verify_candidates(
                 decision=f"{why}: " + ("meets budget" if feas else "violates budget"),
             )
         )
-    i, status = choose_design(
-        np.where(measured, acc, np.nan)[measured],
-        lat[measured],
-        en[measured] if use_e else None,
-        latency_budget,
-        energy_budget,
-    )
+    return measured_selection(
+        cand, measured, acc, lat, en if use_e else None, latency_budget, energy_budget, trace,
+        session, start_cost,
+    )  # fmt: skip
+
+
+def measured_selection(
+    cand: np.ndarray,
+    measured: np.ndarray,
+    acc: np.ndarray,
+    lat: np.ndarray,
+    en: np.ndarray | None,
+    latency_budget: float,
+    energy_budget: float | None,
+    trace: list[TraceStep],
+    session: TargetSession,
+    mark: tuple[int, int, float],
+) -> Selection:
+    """The :class:`Selection` a verified search ends with: :func:`choose_design` over the
+    ``measured`` candidates, with the trace and what the session was charged since ``mark``."""
     pos = np.flatnonzero(measured)
+    i, status = choose_design(
+        acc[pos], lat[pos], None if en is None else en[pos], latency_budget, energy_budget
+    )
     if i < 0:
         return Selection(None, "infeasible", np.nan, None, np.nan, trace=trace)
     k = int(pos[i])
@@ -318,11 +334,11 @@ def verify_candidates(
         arch=cand[k].copy(),
         status=status,
         latency=float(lat[k]),
-        energy=None if not np.isfinite(en[k]) else float(en[k]),
+        energy=None if en is None or not np.isfinite(en[k]) else float(en[k]),
         accuracy=float(acc[k]),
         index=k,
         trace=trace,
-        **spent_since(session, start_cost),
+        **spent_since(session, mark),
     )
 
 
