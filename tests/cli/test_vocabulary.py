@@ -62,6 +62,9 @@ def test_margin_and_the_measurement_cap_read_the_same_in_every_verb() -> None:
     margins = {verb: p for verb, p in _options() if p.name == "margin"}
     assert set(margins) == {"plan", "l2o generate"}
     assert all(p.default is None for p in margins.values())  # the space's calibrated margin
+    rules = {verb: p for verb, p in _options() if p.name == "hybrid_rule"}
+    assert set(rules) == {"plan", "l2o generate"}
+    assert all("bisection" in p.help and "improvement" in p.help for p in rules.values())
     caps = {verb: p.help or "" for verb, p in _options() if p.name == "max_measurements"}
     for verb in ("plan", "optimize"):
         assert "10" in caps[verb] and "up to 20" in caps[verb] and "cap_extended" in caps[verb]

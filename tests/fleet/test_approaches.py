@@ -173,6 +173,28 @@ def test_hybrid_charges_replayed_probes_and_never_violates(help_db: str) -> None
             assert e["measurements"] - e.get("probe_measurements", 0) <= cfg.hybrid_measurements
         else:
             assert e["fallback_reason"]
+        assert e["hybrid_rule"] == "bisection"  # auto: the tiny network has no interval
+
+
+def test_hybrid_rule_is_checked_up_front(help_db: str) -> None:
+    from fleetnas.errors import InputError
+    from fleetnas.fleet.approaches import check_hybrid_config
+
+    with pytest.raises(InputError, match="--hybrid-rule must be one of"):
+        PlanConfig(space="nb201", approach="hybrid", hybrid_rule="greedy")
+    uncalibrated = PlanConfig(
+        space="nb201", approach="hybrid", optimizer="tiny", hybrid_rule="improvement"
+    )
+    base = PlanConfig(space="nb201", approach="hybrid", optimizer="tiny")
+    assert uncalibrated.digest() != base.digest()
+    assert (
+        PlanConfig(space="nb201", approach="hybrid", optimizer="tiny", hybrid_rule=None).digest()
+        == base.digest()
+    )
+    with open_store(help_db) as store:
+        with pytest.raises(InputError, match="needs a latency predictor with an interval"):
+            check_hybrid_config(uncalibrated, store)
+        check_hybrid_config(base, store)
 
 
 def test_probe_reading_network_cannot_serve_unmeasurable_devices(help_db: str, mixed_fleet) -> None:

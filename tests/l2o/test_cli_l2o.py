@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fleetnas.cli.main import main
+from fleetnas.errors import InputError
 from fleetnas.l2o import artifact
 from fleetnas.l2o.features import FeatureSpec
 from fleetnas.l2o.generate import L2OOptimizer
@@ -113,6 +114,15 @@ def test_train_from_the_store_then_generate_for_a_help_device(help_store, capsys
     assert np.isfinite(rows[0]["predicted_accuracy"])
     # a replayed HELP device pays for its ten probes once, as the real device would
     assert [r["probe_measurements"] for r in rows] == [10, 0]
+    raspi = help_store.get_device("raspi4")
+    budget = Query(device=raspi, latency_quantile=50.0)
+    verified = answer(help_store, back, [budget], verify=True, max_measurements=2)
+    row = verified[0]
+    assert row["hybrid_rule"] == "bisection" and 1 <= row["measurements"] <= 2
+    if row["feasible"]:
+        assert row["measured_latency_ms"] <= row["latency_budget_ms"]
+    with pytest.raises(InputError, match="interval calibration"):
+        answer(help_store, back, [budget], verify=True, rule="improvement")
 
 
 def test_fleet_file_batch_mode_measures_probes_of_new_devices(toy_db, tmp_path, capsys):

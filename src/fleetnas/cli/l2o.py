@@ -144,6 +144,12 @@ def generate(
         "network's proposals, at most; the probe latencies the network reads are not counted "
         "here (--measure takes them).",
     ),
+    hybrid_rule: str = typer.Option(
+        "auto",
+        help="Hybrid mode (--verify): bisection (over the proposals ordered by predicted "
+        "latency) | improvement (next the proposal of largest accuracy gain x P(meets the "
+        "budget)) | auto (improvement where the latency predictor has an interval calibration).",
+    ),
     margin: float | None = typer.Option(None, min=0.0, help=MarginHelp, show_default=False),
     refine: int = typer.Option(2, min=0, help="Local refinement rounds on the prediction."),
     measure: bool = typer.Option(
@@ -188,6 +194,7 @@ def generate(
             margin=margin,
             refine_rounds=refine,
             measure=measure,
+            rule=hybrid_rule,
         )
     if as_json:
         emit_doc("l2o generate", {"optimizer": name, "margin": margin, "designs": rows})

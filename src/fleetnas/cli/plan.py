@@ -60,6 +60,13 @@ def plan(
         "goes on up to 20 while the expected gain stays high; the entry says cap_extended).",
     ),
     margin: float | None = typer.Option(None, min=0.0, help=MarginHelp, show_default=False),
+    hybrid_rule: str | None = typer.Option(
+        None,
+        help="How the hybrid verifies the network's proposals: bisection | improvement "
+        "(expected improvement under the calibrated interval) | auto (the default: "
+        "improvement where the latency predictor has an interval calibration).",
+        show_default=False,
+    ),
     chunk_size: int = typer.Option(256, min=1, help="Tasks per chunk (one store run each)."),
     truth: bool = typer.Option(True, help="Check against ground truth where it exists."),
     fresh: bool = typer.Option(
@@ -97,6 +104,7 @@ def plan(
         proxy=proxy,
         max_measurements=max_measurements,
         margin=margin_for(space, margin),
+        hybrid_rule=hybrid_rule,
         truth=truth,
         chunk_size=chunk_size,
         accuracy_source=accuracy_source,
@@ -104,11 +112,13 @@ def plan(
         widths=widths,
     )
     ex = make_executor(executor, workers, address)
+    from fleetnas.fleet.approaches import check_hybrid_config
     from fleetnas.fleet.compression import check_compression_config
     from fleetnas.store import open_store
 
     with open_store(db) as store, interrupts_raise():
         check_compression_config(config, store, fleet)
+        check_hybrid_config(config, store)
         try:
             if quiet or as_json or not err_console.is_terminal:
                 result = plan_fleet(

@@ -176,6 +176,16 @@ def run_l2o(
         e["wall_s"] += per
 
 
+def check_hybrid_config(config: PlanConfig, store: Any) -> None:
+    """Refuse up front (one :class:`InputError`, nothing written) a hybrid rule the plan's
+    optimizer cannot follow (``improvement`` without an interval-calibrated latency network)."""
+    if config.approach != "hybrid" or config.hybrid_rule in (None, "auto", "bisection"):
+        return
+    from fleetnas.l2o.budget import hybrid_rule_for
+
+    hybrid_rule_for(PlanContext(config, store).optimizer.objective, config.hybrid_rule, False)
+
+
 def run_hybrid(
     ctx: PlanContext,
     config: PlanConfig,
@@ -184,13 +194,13 @@ def run_hybrid(
     session: Any,
     feats: dict[str, Any],
 ) -> None:
-    """Network proposals verified by bisection with a few real measurements
-    (:func:`fleetnas.l2o.budget.for_budget_verified`); Approach 1 takes over (method
-    ``proxy-fallback``) where no verified proposal meets the budget or the measured designs
-    contradict the predicted order (monotonicity). Without proxy devices for Approach 1 the
-    verified result stands (``infeasible`` with the fastest measured design, if none meets
-    the budget)."""
-    from fleetnas.l2o.budget import for_budget_verified
+    """Network proposals verified with a few real measurements by the config's hybrid rule
+    (:func:`fleetnas.l2o.budget.for_budget_verified`; the entry names the rule); Approach 1
+    takes over (method ``proxy-fallback``) where no verified proposal meets the budget or the
+    measured designs contradict the predicted order (monotonicity). Without proxy devices for
+    Approach 1 the verified result stands (``infeasible`` with the fastest measured design, if
+    none meets the budget)."""
+    from fleetnas.l2o.budget import for_budget_verified, hybrid_rule_for
     from fleetnas.proxy import check_monotonicity
 
     b = entry["budget"]
@@ -213,11 +223,13 @@ def run_hybrid(
         return
     opt = ctx.optimizer
     devset = feats[task.device.name]
+    rule = hybrid_rule_for(opt.objective, config.hybrid_rule or "auto", energy=False)
     before = (session.cost.measurements, session.cost.device_seconds, len(session.history))
     res = for_budget_verified(
         opt, devset, [b["latency_ms"]], [session],
-        max_measurements=checks, margin=config.margin,
+        max_measurements=checks, margin=config.margin, rule=rule,
     )  # fmt: skip
+    entry["hybrid_rule"] = rule
     entry["measurements"] += session.cost.measurements - before[0]
     entry["device_seconds"] += session.cost.device_seconds - before[1]
     entry["optimizer"] = opt.name

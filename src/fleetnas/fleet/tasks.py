@@ -53,6 +53,9 @@ class PlanConfig:
     proxy: str | None = None
     max_measurements: int | None = None  # None: Approach 1's default (10, up to 20 if worth it)
     hybrid_measurements: int = 3
+    #: How the hybrid spends its measurements (:data:`fleetnas.l2o.budget.HYBRID_RULES`;
+    #: unset: ``auto``).
+    hybrid_rule: str | None = None
     margin: float = 1.0
     truth: bool = True
     truth_pool: int = 10_000
@@ -75,6 +78,14 @@ class PlanConfig:
             raise InputError(f"max measurements must be >= 1, got {self.max_measurements}")
         if self.hybrid_measurements < 1:
             raise InputError(f"hybrid measurements must be >= 1, got {self.hybrid_measurements}")
+        if self.hybrid_rule is not None:
+            from fleetnas.l2o.budget import HYBRID_RULES
+
+            if self.hybrid_rule not in HYBRID_RULES:
+                raise InputError(
+                    f"--hybrid-rule must be one of {', '.join(HYBRID_RULES)}, "
+                    f"got {self.hybrid_rule!r}"
+                )
         if not (self.margin >= 0 and np.isfinite(self.margin)):
             raise InputError(f"margin must be a finite number >= 0, got {self.margin}")
         if self.accuracy is None:
@@ -98,7 +109,7 @@ class PlanConfig:
 
 
 #: Config keys that leave :meth:`PlanConfig.digest` unchanged while unset.
-_OPTIONAL_KEYS = ("accuracy_source", "precisions", "widths")
+_OPTIONAL_KEYS = ("accuracy_source", "precisions", "widths", "hybrid_rule")
 
 
 @dataclass(frozen=True)

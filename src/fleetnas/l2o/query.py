@@ -16,7 +16,7 @@ import numpy as np
 
 from fleetnas.devices import Device
 from fleetnas.errors import InputError
-from fleetnas.l2o.budget import DEFAULT_MARGIN, for_budget, for_budget_verified
+from fleetnas.l2o.budget import DEFAULT_MARGIN, for_budget, for_budget_verified, hybrid_rule_for
 from fleetnas.l2o.embed import embed_devices
 from fleetnas.l2o.features import DeviceSet
 from fleetnas.l2o.generate import L2OOptimizer, generate
@@ -75,13 +75,17 @@ def answer(
     margin: float = DEFAULT_MARGIN,
     refine_rounds: int = 2,
     measure: bool = False,
+    rule: str = "auto",
 ) -> list[dict[str, Any]]:
     """One result row per query (design string, λ, predictions; budget, feasibility and
-    measurements for budget queries)."""
+    measurements for budget queries). ``rule``: how ``verify`` spends its measurements
+    (:data:`fleetnas.l2o.budget.HYBRID_RULES`)."""
     if not queries:
         raise InputError("no queries given")
     for q in queries:
         q.check()
+    if verify:  # an impossible rule is refused before any probe is measured
+        rule = hybrid_rule_for(optimizer._need_objective("hybrid budget mode"), rule, False)
     devs, probe_cost = _devices(optimizer, queries, store, measure)
     sp = optimizer.space
     out: list[dict[str, Any]] = [{} for _ in queries]
@@ -117,8 +121,9 @@ def answer(
                 raise InputError("--verify needs devices with measurers, not raw --features")
             sessions = [measurer_for(r, store) for r in recs]  # type: ignore[arg-type]
             res = for_budget_verified(
-                optimizer, sub, budgets, sessions, max_measurements=max_measurements, margin=margin
-            )
+                optimizer, sub, budgets, sessions, max_measurements=max_measurements, margin=margin,
+                rule=rule,
+            )  # fmt: skip
         else:
             res = for_budget(optimizer, sub, budgets, margin=margin, refine_rounds=refine_rounds)
         for k, i in enumerate(bud_idx):
@@ -134,6 +139,7 @@ def answer(
             if res.measured is not None:
                 row["measured_latency_ms"] = _num(res.measured[k])
                 row["measurements"] = int(res.measurements[k])  # type: ignore[index]
+                row["hybrid_rule"] = rule
             out[i] = {**row, "arch": sp.format(res.archs[k])}
     for i, q in enumerate(queries):
         head = {"device": devs.names[i]}
