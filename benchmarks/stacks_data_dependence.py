@@ -35,6 +35,7 @@ variant converts each design again).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 import time
@@ -56,6 +57,22 @@ FP32 = "local-litert-t1-b1-fp32"
 SAMPLES, BEST_OF, WARMUP = 10, 5, 10
 
 
+def _timed(run: Any) -> float:
+    """Median over ``SAMPLES`` of the fastest of ``BEST_OF`` calls of ``run`` (ms), after
+    ``WARMUP`` calls."""
+    for _ in range(WARMUP):
+        run()
+    samples = []
+    for _ in range(SAMPLES):
+        best = np.inf
+        for _ in range(BEST_OF):
+            t0 = time.perf_counter()
+            run()
+            best = min(best, time.perf_counter() - t0)
+        samples.append(best)
+    return 1000.0 * float(np.median(samples))
+
+
 def time_model(path: Path, feed: Any) -> float:
     """Median over ``SAMPLES`` of the fastest of ``BEST_OF`` runs (ms); ``feed(detail)`` gives
     the input array for the model's input."""
@@ -65,17 +82,7 @@ def time_model(path: Path, feed: Any) -> float:
     it.allocate_tensors()
     d = it.get_input_details()[0]
     it.set_tensor(d["index"], feed(d))
-    for _ in range(WARMUP):
-        it.invoke()
-    samples = []
-    for _ in range(SAMPLES):
-        best = np.inf
-        for _ in range(BEST_OF):
-            t0 = time.perf_counter()
-            it.invoke()
-            best = min(best, time.perf_counter() - t0)
-        samples.append(best)
-    return 1000.0 * float(np.median(samples))
+    return _timed(it.invoke)
 
 
 def full_range(seed: int):
@@ -114,17 +121,7 @@ def time_ort(path: Path, scale: float, flush_denormals: bool = False) -> float:
     inp = sess.get_inputs()[0]
     shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
     feeds = {inp.name: (scale * np.random.default_rng(0).standard_normal(shape)).astype(np.float32)}
-    for _ in range(WARMUP):
-        sess.run(None, feeds)
-    samples = []
-    for _ in range(SAMPLES):
-        best = np.inf
-        for _ in range(BEST_OF):
-            t0 = time.perf_counter()
-            sess.run(None, feeds)
-            best = min(best, time.perf_counter() - t0)
-        samples.append(best)
-    return 1000.0 * float(np.median(samples))
+    return _timed(lambda: sess.run(None, feeds))
 
 
 def normal(scale: float):
@@ -134,29 +131,34 @@ def normal(scale: float):
     return feed
 
 
-def requantize(space, arch, fp32: Path, out: Path, seed_shift: int) -> None:
-    """``fp32`` quantized again with the calibration inputs of another seed."""
+@contextlib.contextmanager
+def _seed_shift(shift: int):
+    """The converter's per-design seed (weights and calibration inputs) moved by ``shift``."""
     base = convert._seed
-    convert._seed = lambda s, a: base(s, a) + seed_shift  # type: ignore[assignment]
+    convert._seed = lambda s, a: base(s, a) + shift  # type: ignore[assignment]
     try:
-        item = {"fp32": str(fp32), "out": str(out), "precision": "int8", "nodes": None}
-        convert._litert_quantized({**item, "batch": 1}, space, arch)
+        yield
     finally:
         convert._seed = base  # type: ignore[assignment]
+
+
+def _quantize(space, arch, fp32: Path, out: Path) -> None:
+    item = {"fp32": str(fp32), "out": str(out), "precision": "int8", "nodes": None, "batch": 1}
+    convert._litert_quantized(item, space, arch)
+
+
+def requantize(space, arch, fp32: Path, out: Path, seed_shift: int) -> None:
+    """``fp32`` quantized again with the calibration inputs of another seed."""
+    with _seed_shift(seed_shift):
+        _quantize(space, arch, fp32, out)
 
 
 def reweight(space, arch, tmp: Path, seed_shift: int) -> Path:
     """Another random-weight network of ``arch``, converted and quantized."""
-    base = convert._seed
-    convert._seed = lambda s, a: base(s, a) + seed_shift  # type: ignore[assignment]
-    try:
-        fp32 = tmp / f"w{seed_shift}-fp32.tflite"
+    fp32, out = tmp / f"w{seed_shift}-fp32.tflite", tmp / f"w{seed_shift}-int8.tflite"
+    with _seed_shift(seed_shift):
         convert._litert_fp32(space, arch, 1, fp32)
-        out = tmp / f"w{seed_shift}-int8.tflite"
-        item = {"fp32": str(fp32), "out": str(out), "precision": "int8", "nodes": None}
-        convert._litert_quantized({**item, "batch": 1}, space, arch)
-    finally:
-        convert._seed = base  # type: ignore[assignment]
+        _quantize(space, arch, fp32, out)
     return out
 
 
