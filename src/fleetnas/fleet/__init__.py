@@ -29,14 +29,8 @@ from fleetnas.fleet.fleetfile import (
     write_fleet,
 )
 from fleetnas.fleet.ground_truth import GroundTruth, summarize_truth
-from fleetnas.fleet.plan import (
-    PlanRun,
-    not_ok_line,
-    plan_fleet,
-    read_plan,
-    summarize,
-    write_plan,
-)
+from fleetnas.fleet.plan import PlanRun, plan_fleet
+from fleetnas.fleet.plan_document import not_ok_line, read_plan, summarize, write_plan
 from fleetnas.fleet.planner import (
     APPROACHES,
     METHODS,

@@ -366,20 +366,6 @@ class FleetPlanner(Planner):
         return entries
 
 
-def make_planner(
-    config: PlanConfig, store: Any = None, reuse: bool = True, devices: Sequence[Any] = ()
-) -> Planner:
-    """The planner behind ``fleetnas plan`` for ``config`` reading ``store``; ``reuse=False``
-    (``--fresh``) measures everything again instead of reusing values stored earlier, so the
-    plan equals one made on a store without them. A compressed space (or a device of another
-    space, ``devices``) gets :class:`~fleetnas.fleet.compression.CompressionPlanner`."""
-    from fleetnas.fleet.compression import CompressionPlanner, is_compression_plan
-
-    if is_compression_plan(config, devices):
-        return CompressionPlanner(config, store, reuse=reuse, devices=devices)
-    return FleetPlanner(config, store, reuse=reuse)
-
-
 __all__ = [
     "APPROACHES",
     "DEFAULT_ACCURACY",
@@ -395,7 +381,6 @@ __all__ = [
     "capture_writes",
     "fail",
     "fleet_tasks",
-    "make_planner",
     "new_entry",
     "one_line",
     "single_thread",
