@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fleetnas.sim import generate_fleet
+from fleetnas.sim import SimDevice, generate_fleet
 from fleetnas.sim.generator import sample_model
 from fleetnas.sim.precision import precision_factors, simulate_compressed
-from fleetnas.sim.simulate import SimDevice
 from fleetnas.spaces import get_space
 
 NB = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_3x3~0|none~1|avg_pool_3x3~2|"

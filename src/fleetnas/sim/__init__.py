@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from fleetnas.sim.calibrate import FitReport, calibrate, fit_report, prior_model
+from fleetnas.sim.device import SimDevice, model_from_device
 from fleetnas.sim.features import LayerTable, layer_table
 from fleetnas.sim.generator import (
     DEFAULT_MIX,
@@ -21,11 +22,10 @@ from fleetnas.sim.generator import (
     generate_fleet,
     sample_model,
 )
-from fleetnas.sim.measurer import SimMeasurer, model_from_device
+from fleetnas.sim.measurer import SimMeasurer
 from fleetnas.sim.model import FIT_PARAMS, PRECISIONS, DeviceModel
 from fleetnas.sim.simulate import (
     METHOD,
-    SimDevice,
     energy_matrix,
     latency_matrix,
     layer_costs,

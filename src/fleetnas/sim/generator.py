@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from fleetnas.errors import InputError
+from fleetnas.sim.device import SimDevice
 from fleetnas.sim.model import FIT_PARAMS, DeviceModel
-from fleetnas.sim.simulate import SimDevice
 
 #: Throughput multiplier of each precision over fp32 (wider SIMD / tensor units).
 PRECISION_SPEEDUP = {"fp32": 1.0, "fp16": 2.0, "int16": 2.0, "int8": 4.0}

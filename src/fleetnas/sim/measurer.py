@@ -20,19 +20,18 @@ import numpy as np
 from fleetnas.devices import Device
 from fleetnas.errors import InputError
 from fleetnas.measure.base import MEASURERS, MeasurementCost, Measurer, MeasureResult
-from fleetnas.measure.spec import parse_options, split_spec
+from fleetnas.measure.spec import parse_options
+from fleetnas.sim.device import MEASURER_OPTIONS, SimDevice, model_from_device
 from fleetnas.sim.features import layer_table
 from fleetnas.sim.model import DeviceModel
 from fleetnas.sim.precision import is_compressed, simulate_compressed
-from fleetnas.sim.simulate import METHOD, SimDevice, simulate_table
+from fleetnas.sim.simulate import METHOD, simulate_table
 
 if TYPE_CHECKING:
     from fleetnas.spaces import SearchSpace
     from fleetnas.store import Store
 
 _UNITS = {"latency": "ms", "energy": "mJ"}
-#: Measurer options that may also be written inside the ``sim:`` spec.
-_OPTIONS = ("noise", "seed", "repeats", "name")
 
 
 class SimMeasurer(Measurer):
@@ -123,19 +122,6 @@ class SimMeasurer(Measurer):
         }
 
 
-def model_from_device(device: Device) -> DeviceModel:
-    """The model in a device's ``sim:`` measurer spec; :class:`InputError` if it has none."""
-    spec = device.measurer or ""
-    kind, arg = split_spec(spec) if spec else ("", "")
-    if kind != "sim" or not arg:
-        raise InputError(
-            f"device {device.name!r} is not a simulated device (measurer {device.measurer!r}; "
-            "expected 'sim:<model parameters>')"
-        )
-    opts = parse_options(arg, f"sim measurer spec of device {device.name!r}")
-    return DeviceModel.from_dict({k: v for k, v in opts.items() if k not in _OPTIONS})
-
-
 @MEASURERS.register("sim")
 def _sim_factory(
     arg: str = "",
@@ -145,11 +131,12 @@ def _sim_factory(
     **options: Any,
 ) -> SimMeasurer:
     opts = parse_options(arg, "sim measurer spec") if arg else {}
-    spec_options = {k: opts.pop(k) for k in _OPTIONS if k in opts}
-    unknown = sorted(set(options) - set(_OPTIONS))
+    spec_options = {k: opts.pop(k) for k in MEASURER_OPTIONS if k in opts}
+    unknown = sorted(set(options) - set(MEASURER_OPTIONS))
     if unknown:
         raise InputError(
-            f"sim measurer: unknown option(s) {', '.join(unknown)}; expected {', '.join(_OPTIONS)}"
+            f"sim measurer: unknown option(s) {', '.join(unknown)}; "
+            f"expected {', '.join(MEASURER_OPTIONS)}"
         )
     merged = {**spec_options, **options}
     if opts:

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fleetnas.errors import InputError
+from fleetnas.sim.features import layer_table
+from fleetnas.sim.simulate import simulate_table
 
 if TYPE_CHECKING:
     from fleetnas.sim.model import DeviceModel
@@ -93,9 +95,6 @@ def simulate_compressed(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``(latency ms, energy mJ or None)``, each an ``n`` array, of compressed designs on one
     simulated device (see the module docstring)."""
-    from fleetnas.sim.features import layer_table
-    from fleetnas.sim.simulate import simulate_table
-
     factors = precision_factors(model.family)
     unknown = sorted(set(space.precisions) - set(factors))  # type: ignore[attr-defined]
     if unknown:

@@ -9,11 +9,9 @@ is one pass over a 10,000 x U array and a sparse product per chunk.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from fleetnas.devices import Device
 from fleetnas.sim.features import LayerTable, layer_table
 from fleetnas.sim.model import ROOFLINE_P, DeviceModel, ModelArrays
 from fleetnas.spaces import LAYER_KINDS, SearchSpace
@@ -111,51 +109,3 @@ def energy_matrix(
 
 def _slice(p: ModelArrays, s: slice) -> ModelArrays:
     return ModelArrays(**{k: v[s] for k, v in vars(p).items()})
-
-
-@dataclass(frozen=True)
-class SimDevice:
-    """A simulated device: its record (name, family, spec features, ``sim:`` measurer spec) and
-    the model that gives its ground-truth latency and energy."""
-
-    name: str
-    model: DeviceModel
-
-    @property
-    def device(self) -> Device:
-        return Device(
-            name=self.name,
-            family=self.model.family,
-            features=self.model.to_features(),
-            measurer=f"sim:{self.model.to_spec()}",
-            description=f"simulated ({METHOD})",
-        )
-
-    @classmethod
-    def from_device(cls, device: Device) -> SimDevice:
-        """Rebuild from a device record whose measurer is a ``sim:`` spec."""
-        from fleetnas.sim.measurer import model_from_device
-
-        return cls(device.name, model_from_device(device))
-
-    def latency(self, space: SearchSpace, archs: np.ndarray) -> np.ndarray:
-        """``n`` float array: latency in ms (per batch of ``batch_size``); a compressed
-        design's precision is priced by :mod:`fleetnas.sim.precision`."""
-        from fleetnas.sim.precision import is_compressed, simulate_compressed
-
-        if is_compressed(space):
-            return simulate_compressed(self.model, space, space.check(archs), energy=False)[0]
-        return latency_matrix(self.model, space, archs)[0]
-
-    def energy(self, space: SearchSpace, archs: np.ndarray) -> np.ndarray:
-        """``n`` float array: energy in mJ (per batch of ``batch_size``)."""
-        from fleetnas.sim.precision import is_compressed, simulate_compressed
-
-        if is_compressed(space):
-            return simulate_compressed(self.model, space, space.check(archs))[1]  # type: ignore[return-value]
-        return energy_matrix(self.model, space, archs)[0]
-
-
-def models_of(devices: Sequence[SimDevice | DeviceModel]) -> list[DeviceModel]:
-    """The models of a mixed list of :class:`SimDevice` and :class:`DeviceModel`."""
-    return [d.model if isinstance(d, SimDevice) else d for d in devices]
