@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 from fleetnas.proxy.bisection import Algorithm1Result, TCache, algorithm1
+from fleetnas.proxy.blend import BlendConfig, ProxyBlend, ProxyScore
 from fleetnas.proxy.energy import algorithm1_energy
 from fleetnas.proxy.fallback import (
     MonotonicityCheck,
@@ -44,15 +45,7 @@ from fleetnas.proxy.optimize import (
     default_probes,
     optimize_device,
 )
-from fleetnas.proxy.pool import (
-    POOL_KIND,
-    BlendConfig,
-    FilledTable,
-    ProxyBlend,
-    ProxyEntry,
-    ProxyPool,
-    ProxyScore,
-)
+from fleetnas.proxy.pool import POOL_KIND, FilledTable, ProxyEntry, ProxyPool
 from fleetnas.proxy.problem import ProxyProblem
 from fleetnas.proxy.session import (
     LEDGER_KIND,

@@ -24,7 +24,7 @@ import numpy as np
 from scipy.stats import norm
 
 from fleetnas.errors import InputError
-from fleetnas.proxy.pool import ProxyBlend
+from fleetnas.proxy.blend import ProxyBlend
 from fleetnas.proxy.session import TargetSession
 from fleetnas.proxy.verify import (
     Selection,

@@ -31,6 +31,7 @@ from fleetnas.devices import Device
 from fleetnas.errors import InputError, UnknownNameError
 from fleetnas.measure.base import Measurer
 from fleetnas.proxy.bisection import TCache, algorithm1
+from fleetnas.proxy.blend import BlendConfig, ProxyScore
 from fleetnas.proxy.energy import algorithm1_energy
 from fleetnas.proxy.fallback import (
     MonotonicityCheck,
@@ -39,7 +40,7 @@ from fleetnas.proxy.fallback import (
 )
 from fleetnas.proxy.front import front_variant
 from fleetnas.proxy.guided import guided_search
-from fleetnas.proxy.pool import BlendConfig, ProxyPool, ProxyScore
+from fleetnas.proxy.pool import ProxyPool
 from fleetnas.proxy.problem import ProxyProblem
 from fleetnas.proxy.session import MeasurerSession, TargetSession
 from fleetnas.proxy.target_model import TargetModel, TargetModelConfig

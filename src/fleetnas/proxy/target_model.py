@@ -31,7 +31,7 @@ import numpy as np
 from scipy import stats
 
 from fleetnas.errors import InputError
-from fleetnas.proxy.pool import ProxyScore, mixture_moments
+from fleetnas.proxy.blend import ProxyScore, mixture_moments
 
 if TYPE_CHECKING:
     from fleetnas.devices import Device
