@@ -41,7 +41,6 @@ from fleetnas.proxy.optimize import (
     METHODS,
     Approach1Config,
     Approach1Result,
-    Workspace,
     default_probes,
     optimize_device,
 )
@@ -62,6 +61,7 @@ from fleetnas.proxy.verify import (
     choose_design,
     verify_candidates,
 )
+from fleetnas.proxy.workspace import Workspace
 
 __all__ = [
     "LEDGER_KIND",
