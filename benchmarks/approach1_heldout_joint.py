@@ -41,6 +41,7 @@ import numpy as np
 
 from _common import environment, write_results
 from approach1_heldout import QUANTILES, summarize
+from approach1_heldout_report import fmt
 
 ROOT = Path(__file__).resolve().parents[1]
 STACKS = ROOT / "benchmarks" / "results" / "stacks" / "nb201.csv"
@@ -253,10 +254,6 @@ def main() -> None:
     print(markdown(res))
 
 
-def _f(x: Any, p: int = 3) -> str:
-    return "-" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{p}f}"
-
-
 def markdown(res: dict[str, Any]) -> str:
     lines = [
         "# Approach 1 held out over compressed designs (issue 17 item 3, split e)",
@@ -281,15 +278,16 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {s['entries']} | {s['violations']} | {s['failed']} | "
             f"{s['measurements_mean']:.1f} | {s['measurements_max']} | {s['cap_exceeded']} | "
-            f"{_f(s.get('regret_mean'))} | {_f(s.get('regret_p90'))} | {_f(s.get('regret_max'))} "
-            f"| {s['policy_matches']} | " + " | ".join(_f(q[str(x)]) for x in QUANTILES) + " |"
+            f"{fmt(s.get('regret_mean'))} | {fmt(s.get('regret_p90'))} | "
+            f"{fmt(s.get('regret_max'))} "
+            f"| {s['policy_matches']} | " + " | ".join(fmt(q[str(x)]) for x in QUANTILES) + " |"
         )
     lines += ["", "Regret mean per target (pp):", "", "| pool | " + " | ".join(
         res["pools"][POOLS[0]]["summary"]["per_target"]) + " |",
         "|---|" + "---:|" * len(JOINT)]  # fmt: skip
     for kind, p in res["pools"].items():
         pt = p["summary"]["per_target"]
-        lines.append(f"| {kind} | " + " | ".join(_f(v) for v in pt.values()) + " |")
+        lines.append(f"| {kind} | " + " | ".join(fmt(v) for v in pt.values()) + " |")
     lines += [
         "",
         "Kendall's tau of the latency order between stacks, fp32 designs only vs the joint "

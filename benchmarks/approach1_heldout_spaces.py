@@ -51,13 +51,12 @@ from approach1_heldout import (
     QUANTILES,
     RESULTS,
     Target,
-    _f,
     _json_default,
     bench,
     held_out,
     methods,
-    split_section,
 )
+from approach1_heldout_report import fmt, split_section
 
 OFA_GPUS = ("2080ti", "titan_rtx", "titanxp", "v100")
 #: families of HELP's FBNet settings (GPU batch sizes 1/32/64 instead of NAS-Bench-201's 256)
@@ -301,8 +300,8 @@ def markdown(res: dict[str, Any]) -> str:
                 lines += [
                     "- FLOPs shortfall % (surrogate objective, not accuracy; mean / max): "
                     + ", ".join(
-                        f"{name} {_f(m['flops_shortfall']['mean'], 2)} / "
-                        f"{_f(m['flops_shortfall']['max'], 2)}"
+                        f"{name} {fmt(m['flops_shortfall']['mean'], 2)} / "
+                        f"{fmt(m['flops_shortfall']['max'], 2)}"
                         for name, m in sres["methods"].items()
                     ),
                     "",
@@ -323,10 +322,10 @@ def notes(res: dict[str, Any]) -> list[str]:
         out.append(
             "- OFA: holding out the target's batch regime as well as its GPU "
             + ("raises" if worse else "does not raise")
-            + f" the default's regret: {_f(reg['hw']['regret_mean'])} pp on (hw) against "
-            f"{_f(reg['batch'].get('regret_mean'))} pp on (batch) (q10 "
-            f"{_f(reg['hw']['per_quantile']['0.1'])} vs "
-            f"{_f(reg['batch']['per_quantile']['0.1'])}). The regret is in points of OFA's "
+            + f" the default's regret: {fmt(reg['hw']['regret_mean'])} pp on (hw) against "
+            f"{fmt(reg['batch'].get('regret_mean'))} pp on (batch) (q10 "
+            f"{fmt(reg['hw']['per_quantile']['0.1'])} vs "
+            f"{fmt(reg['batch']['per_quantile']['0.1'])}). The regret is in points of OFA's "
             "*predicted* accuracy."
         )
     if "fbnet" in res["spaces"]:
