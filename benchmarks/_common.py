@@ -73,3 +73,34 @@ def stack_medians(space: str, folder: Path = STACKS, min_designs: int = 1) -> di
             if len(rows) >= min_designs:
                 out[str(dev)] = rows.set_index("architecture")["value"].astype(float)
     return out
+
+
+class HelpNB201:
+    """NAS-Bench-201 with HELP's latencies and the exact CIFAR-10 accuracies, in a memory store:
+    ``space``, every design (``archs``, in code order), ``acc`` of each, HELP's device names
+    (``devices``) and each one's ``lat`` vector over ``archs`` (NaN where not measured)."""
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        from fleetnas.data import import_help, import_nats
+        from fleetnas.devices.catalog import help_devices
+        from fleetnas.predict import TableLookup
+        from fleetnas.proxy import design_codes
+        from fleetnas.spaces import get_space
+        from fleetnas.store import open_store
+
+        self.store = open_store("memory://")
+        import_help(self.store, None, "nb201")
+        import_nats(self.store, None)
+        self.space = get_space("nb201")
+        self.archs = self.space.enumerate()
+        self.acc_table = TableLookup.nb201_accuracy(store=self.store)
+        self.acc = self.acc_table.predict(self.archs)
+        self.devices = [d.name for d in help_devices("nb201")]
+        self.lat: dict[str, np.ndarray] = {}
+        for d in self.devices:
+            a, v = self.store.get_measurements(self.space, d, "latency", statistic="mean")
+            x = np.full(self.space.size, np.nan)
+            x[design_codes(self.space, a)] = v
+            self.lat[d] = x

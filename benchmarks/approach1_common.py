@@ -8,36 +8,21 @@ from typing import Any
 
 import numpy as np
 
+from _common import HelpNB201
+
 QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
 CPUS = ("gold_6226", "gold_6240", "silver_4114", "silver_4210r")
 
 
-class Bench:
-    """Store, space, exact accuracies, every HELP device's latency vector, the pools."""
+class Bench(HelpNB201):
+    """HELP's NAS-Bench-201 data (:class:`HelpNB201`), the pools, each device's budgets and
+    oracle."""
 
     def __init__(self) -> None:
-        from fleetnas.data import import_help, import_nats
-        from fleetnas.devices.catalog import help_devices
-        from fleetnas.predict import TableLookup
-        from fleetnas.proxy import ProxyPool, Workspace, design_codes
+        from fleetnas.proxy import ProxyPool, Workspace
         from fleetnas.search import BudgetIndex
-        from fleetnas.spaces import get_space
-        from fleetnas.store import open_store
 
-        self.store = open_store("memory://")
-        import_help(self.store, None, "nb201")
-        import_nats(self.store, None)
-        self.space = get_space("nb201")
-        self.archs = self.space.enumerate()
-        self.acc_table = TableLookup.nb201_accuracy(store=self.store)
-        self.acc = self.acc_table.predict(self.archs)
-        self.devices = [d.name for d in help_devices("nb201")]
-        self.lat: dict[str, np.ndarray] = {}
-        for d in self.devices:
-            a, v = self.store.get_measurements(self.space, d, "latency", statistic="mean")
-            x = np.full(self.space.size, np.nan)
-            x[design_codes(self.space, a)] = v
-            self.lat[d] = x
+        super().__init__()
         self.pool = ProxyPool.from_store(self.store, self.space)
         self.ws = Workspace(self.space, self.acc_table.predict, self.pool)
         self.budgets = {d: np.quantile(self.lat[d], QUANTILES) for d in self.devices}

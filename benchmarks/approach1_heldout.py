@@ -43,7 +43,14 @@ from typing import Any
 
 import numpy as np
 
-from _common import STACKS, environment, load_average, stack_medians, write_results
+from _common import (
+    STACKS,
+    HelpNB201,
+    environment,
+    load_average,
+    stack_medians,
+    write_results,
+)
 from approach1_heldout_report import markdown
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -101,31 +108,14 @@ def held_out(split: str, target: str, devices: list[str]) -> list[str]:
 
 
 # ---- setup ---------------------------------------------------------------------------------------
-class Bench:
-    """Store with HELP and NATS, the space, exact accuracies, every column's latency vector."""
+class Bench(HelpNB201):
+    """HELP's NAS-Bench-201 data (:class:`HelpNB201`), the full pool and the reference designs."""
 
     def __init__(self) -> None:
-        from fleetnas.data import import_help, import_nats, reference_archs
-        from fleetnas.devices.catalog import help_devices
-        from fleetnas.predict import TableLookup
-        from fleetnas.proxy import ProxyPool, design_codes
-        from fleetnas.spaces import get_space
-        from fleetnas.store import open_store
+        from fleetnas.data import reference_archs
+        from fleetnas.proxy import ProxyPool
 
-        self.store = open_store("memory://")
-        import_help(self.store, None, "nb201")
-        import_nats(self.store, None)
-        self.space = get_space("nb201")
-        self.archs = self.space.enumerate()
-        self.acc_table = TableLookup.nb201_accuracy(store=self.store)
-        self.acc = self.acc_table.predict(self.archs)
-        self.devices = [d.name for d in help_devices("nb201")]
-        self.lat: dict[str, np.ndarray] = {}
-        for d in self.devices:
-            a, v = self.store.get_measurements(self.space, d, "latency", statistic="mean")
-            x = np.full(self.space.size, np.nan)
-            x[design_codes(self.space, a)] = v
-            self.lat[d] = x
+        super().__init__()
         self.full_pool = ProxyPool.from_store(self.store, self.space)
         self.ref = reference_archs(self.store, self.space)
 
