@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from fleetnas.errors import InputError
+from fleetnas.fleet.plan_document import FORMAT as PLAN_FORMAT
+from fleetnas.fleet.plan_document import OLD_FORMATS
 
-PLAN_FORMAT = "fleetnas-plan/2"
 #: Formats the report reads (format 1 differs only in infeasible entries keeping ``design``).
-PLAN_FORMATS = ("fleetnas-plan/1", PLAN_FORMAT)
+PLAN_FORMATS = (*OLD_FORMATS, PLAN_FORMAT)
 STATUSES = ("ok", "infeasible", "failed")
 #: What the report's first screen counts: an ``ok`` entry whose design breaks its budget
 #: (true or measured latency or energy) is a ``violation``.
