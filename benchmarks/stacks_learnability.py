@@ -116,6 +116,24 @@ def few_shot_50(path: Path = RESULTS / "predict_heldout.json") -> dict[str, dict
 MODELS = ("additive log", "additive ms", "trees")
 
 
+def _table(res: dict[str, Any], key: str, digits: int, title: str, lead: bool = False) -> list[str]:
+    """One markdown table of ``key`` per stack and model; ``lead`` adds the designs and the
+    two-session Spearman."""
+    models = [(m, n) for m in MODELS for n in (*map(str, SIZES), "cv")]
+    head = ["stack", *(["designs", "sessions"] if lead else []), "few-shot, 50 active"]
+    head += [f"{m}, {'all' if n == 'cv' else n}" for m, n in models]
+    lines = [f"{title}:", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for dev, r in res["stacks"].items():
+        fs = r.get("few_shot_50")
+        row = [dev, *([str(r["designs"]), f"{r['sessions_spearman']:.3f}"] if lead else [])]
+        row.append("" if fs is None else f"{fs[key]:.{digits}f}")
+        for m, n in models:
+            v = r["models"][m].get(n)
+            row.append("" if v is None else f"{v[key]:.{digits}f}")
+        lines.append("| " + " | ".join(row) + " |")
+    return [*lines, ""]
+
+
 def markdown(res: dict[str, Any]) -> str:
     env = res["environment"]
     lines = [
@@ -130,44 +148,11 @@ def markdown(res: dict[str, Any]) -> str:
         "actively chosen measurements); the sessions column is the table's own two-session "
         "Spearman, a ceiling for any predictor.",
         "",
-        "Spearman:",
+        *_table(res, "spearman", 3, "Spearman", lead=True),
+        *_table(res, "within10", 2, "±10 % share (predictions within 10 % of the measured value)"),
+        *res["notes"],
         "",
-        "| stack | designs | sessions | few-shot, 50 active | "
-        + " | ".join(f"{m}, {n}" for m in MODELS for n in (*SIZES, "all"))
-        + " |",
-        "|---|---|---|---|" + "---|" * (len(MODELS) * (len(SIZES) + 1)),
     ]
-
-    def cells(r: dict[str, Any], key: str, digits: int) -> str:
-        vals = []
-        for m in MODELS:
-            for n in (*map(str, SIZES), "cv"):
-                v = r["models"][m].get(n)
-                vals.append("" if v is None else f"{v[key]:.{digits}f}")
-        return " | ".join(vals)
-
-    for dev, r in res["stacks"].items():
-        fs = r.get("few_shot_50")
-        lines.append(
-            f"| {dev} | {r['designs']} | {r['sessions_spearman']:.3f} | "
-            f"{'' if fs is None else format(fs['spearman'], '.3f')} | {cells(r, 'spearman', 3)} |"
-        )
-    lines += [
-        "",
-        "±10 % share (predictions within 10 % of the measured value):",
-        "",
-        "| stack | few-shot, 50 active | "
-        + " | ".join(f"{m}, {n}" for m in MODELS for n in (*SIZES, "all"))
-        + " |",
-        "|---|---|" + "---|" * (len(MODELS) * (len(SIZES) + 1)),
-    ]
-    for dev, r in res["stacks"].items():
-        fs = r.get("few_shot_50")
-        lines.append(
-            f"| {dev} | {'' if fs is None else format(fs['within10'], '.2f')} | "
-            f"{cells(r, 'within10', 2)} |"
-        )
-    lines += ["", *res["notes"], ""]
     return "\n".join(lines)
 
 
@@ -197,7 +182,12 @@ def notes(res: dict[str, Any]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(RESULTS / "stacks_learnability"))
+    ap.add_argument("--report-only", action="store_true", help="Rewrite the .md from the .json.")
     args = ap.parse_args(argv)
+    if args.report_only:
+        res = json.loads(Path(args.out).with_suffix(".json").read_text())
+        write_results(Path(args.out), res, markdown(res))
+        return 0
     t0 = time.perf_counter()
     space = get_space("nb201")
     fs = few_shot_50()
