@@ -228,7 +228,7 @@ def measure(args: argparse.Namespace) -> None:
         return
     log = args.out / "stacks" / f"{space.name}-loads.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open_store(args.db) as store, log.open("a") as fh:
+    with open_store(args.db) as store:
         measurers: dict[str, LocalRuntimeMeasurer] = {
             spec: get_measurer(stack_spec(spec), store=store) for spec in args.stacks
         }
@@ -262,8 +262,8 @@ def measure(args: argparse.Namespace) -> None:
                     row = {"stack": m.device.name, "session": session, "designs": len(todo),
                            "loadavg_1min": round(load, 2), "wall_s": round(wall, 2),
                            "failures": len(r.failures), "time": time.time()}  # fmt: skip
-                    fh.write(json.dumps(row) + "\n")
-                    fh.flush()
+                    with log.open("a") as fh:  # opened per row: a replaced file loses nothing
+                        fh.write(json.dumps(row) + "\n")
                     print(
                         f"[{lo + len(chunk)}/{len(order)}] s{session} {m.device.name}: "
                         f"{len(todo)} designs {wall:.0f} s, load {load:.1f}, noisy {noisy:.2f}, "
