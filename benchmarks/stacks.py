@@ -237,10 +237,10 @@ def measure(args: argparse.Namespace) -> None:
         seed_from_table(store, space, measurers, args.out / "stacks" / f"{space.name}.csv")
         # what the store holds already, read once: complete chunks are skipped without a query
         stored = session_frame(store, space, [m.device.name for m in measurers.values()])
-        done = [sessions_done(stored, m.device.name, texts) for m in measurers.values()]
+        held = [sessions_done(stored, m.device.name, texts) for m in measurers.values()]
         t_start = time.monotonic()
         for lo in range(0, len(order), args.chunk):
-            if min(d[lo : lo + args.chunk].min() for d in done) >= 2:
+            if min(h[lo : lo + args.chunk].min() for h in held) >= 2:
                 continue
             if args.hours and time.monotonic() - t_start > args.hours * 3600:
                 print("time budget used up; run again to go on", flush=True)
