@@ -144,8 +144,10 @@ def markdown(res: dict[str, Any]) -> str:
         f"fitted on N random designs of the table and scored on the rest (mean of {SEEDS} "
         f"seeds), and {FOLDS}-fold cross-validation over the whole table ('all'). No pool, no "
         "probes; hyperparameters by cross-validation inside each training set. The few-shot "
-        "column is `predict_heldout.py`'s held-out result (pool = HELP's 27 columns, 50 "
-        "actively chosen measurements); the sessions column is the table's own two-session "
+        "column is `predict_heldout.py`'s committed held-out result (pool = HELP's 27 columns, "
+        "50 actively chosen measurements), scored on the table as it stood when that benchmark "
+        "last ran, which may be smaller than this one; the sessions column is the table's own "
+        "two-session "
         "Spearman, a ceiling for any predictor.",
         "",
         *_table(res, "spearman", 3, "Spearman", lead=True),
